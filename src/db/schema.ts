@@ -1,0 +1,339 @@
+/**
+ * Portico's storage schema. Every tenant table leads with `provider_id` or `organization_id`
+ * so data can later be distributed by tenant. Invariants that races would break live here as
+ * constraints (one member per email per organization, case-insensitive; one policy per type).
+ */
+import { sql } from 'drizzle-orm';
+import {
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull();
+const updatedAt = () => timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull();
+
+/** A person's account. Emails are stored lower-cased; uniqueness is enforced on lower(email). */
+export const users = pgTable(
+  'users',
+  {
+    id: uuid('id').primaryKey(),
+    email: text('email').notNull(),
+    name: text('name'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('users_email_key').on(sql`lower(${t.email})`)],
+);
+
+/** Bearer tokens of people (personal API tokens). Only the SHA-256 of the secret is stored. */
+export const apiTokens = pgTable(
+  'api_tokens',
+  {
+    id: uuid('id').primaryKey(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    tokenHash: text('token_hash').notNull(),
+    createdAt: createdAt(),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [uniqueIndex('api_tokens_hash_key').on(t.tokenHash), index('api_tokens_user_idx').on(t.userId)],
+);
+
+/** Process-independent settings, e.g. the hash of a generated operator token. */
+export const systemSettings = pgTable('system_settings', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+  createdAt: createdAt(),
+});
+
+export const providers = pgTable('providers', {
+  id: uuid('id').primaryKey(),
+  name: text('name').notNull(),
+  businessName: text('business_name'),
+  billingEmail: text('billing_email'),
+  type: text('type').notNull().default('msp'),
+  status: text('status').notNull(),
+  enabled: boolean('enabled').notNull().default(true),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+export const providerUsers = pgTable(
+  'provider_users',
+  {
+    providerId: uuid('provider_id')
+      .notNull()
+      .references(() => providers.id, { onDelete: 'cascade' }),
+    id: uuid('id').primaryKey(),
+    userId: uuid('user_id').references(() => users.id, { onDelete: 'set null' }),
+    email: text('email').notNull(),
+    type: text('type').notNull(),
+    status: text('status').notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('provider_users_provider_email_key').on(t.providerId, sql`lower(${t.email})`),
+    index('provider_users_user_idx').on(t.userId),
+  ],
+);
+
+export const organizations = pgTable(
+  'organizations',
+  {
+    id: uuid('id').primaryKey(),
+    providerId: uuid('provider_id').references(() => providers.id, { onDelete: 'set null' }),
+    identifier: text('identifier').notNull(),
+    name: text('name').notNull(),
+    billingEmail: text('billing_email'),
+    plan: text('plan').notNull(),
+    seats: integer('seats').notNull(),
+    status: text('status').notNull(),
+    enabled: boolean('enabled').notNull().default(true),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('organizations_identifier_key').on(sql`lower(${t.identifier})`),
+    index('organizations_provider_idx').on(t.providerId),
+  ],
+);
+
+export const members = pgTable(
+  'members',
+  {
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: uuid('id').primaryKey(),
+    userId: uuid('user_id').references(() => users.id, { onDelete: 'set null' }),
+    email: text('email').notNull(),
+    name: text('name'),
+    externalId: text('external_id'),
+    role: text('role').notNull(),
+    permissions: jsonb('permissions').$type<Record<string, boolean>>(),
+    status: text('status').notNull(),
+    previousStatus: text('previous_status'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('members_org_email_key').on(t.organizationId, sql`lower(${t.email})`),
+    uniqueIndex('members_org_external_id_key').on(t.organizationId, t.externalId),
+    index('members_user_idx').on(t.userId),
+    index('members_org_created_idx').on(t.organizationId, t.createdAt, t.id),
+  ],
+);
+
+export const groups = pgTable(
+  'groups',
+  {
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: uuid('id').primaryKey(),
+    name: text('name').notNull(),
+    externalId: text('external_id'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    index('groups_org_idx').on(t.organizationId, t.createdAt, t.id),
+    uniqueIndex('groups_org_external_id_key').on(t.organizationId, t.externalId),
+  ],
+);
+
+export const groupMembers = pgTable(
+  'group_members',
+  {
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    groupId: uuid('group_id')
+      .notNull()
+      .references(() => groups.id, { onDelete: 'cascade' }),
+    memberId: uuid('member_id')
+      .notNull()
+      .references(() => members.id, { onDelete: 'cascade' }),
+  },
+  (t) => [primaryKey({ columns: [t.groupId, t.memberId] }), index('group_members_member_idx').on(t.memberId)],
+);
+
+export const collections = pgTable(
+  'collections',
+  {
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: uuid('id').primaryKey(),
+    name: text('name').notNull(),
+    externalId: text('external_id'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    index('collections_org_idx').on(t.organizationId, t.createdAt, t.id),
+    uniqueIndex('collections_org_external_id_key').on(t.organizationId, t.externalId),
+  ],
+);
+
+/** A group's or member's access to a collection. A function: column builders must not be shared. */
+const accessFlags = () => ({
+  readOnly: boolean('read_only').notNull().default(false),
+  hidePasswords: boolean('hide_passwords').notNull().default(false),
+  manage: boolean('manage').notNull().default(false),
+});
+
+export const collectionGroups = pgTable(
+  'collection_groups',
+  {
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    collectionId: uuid('collection_id')
+      .notNull()
+      .references(() => collections.id, { onDelete: 'cascade' }),
+    groupId: uuid('group_id')
+      .notNull()
+      .references(() => groups.id, { onDelete: 'cascade' }),
+    ...accessFlags(),
+  },
+  (t) => [primaryKey({ columns: [t.collectionId, t.groupId] }), index('collection_groups_group_idx').on(t.groupId)],
+);
+
+export const collectionMembers = pgTable(
+  'collection_members',
+  {
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    collectionId: uuid('collection_id')
+      .notNull()
+      .references(() => collections.id, { onDelete: 'cascade' }),
+    memberId: uuid('member_id')
+      .notNull()
+      .references(() => members.id, { onDelete: 'cascade' }),
+    ...accessFlags(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.collectionId, t.memberId] }),
+    index('collection_members_member_idx').on(t.memberId),
+  ],
+);
+
+export const policies = pgTable(
+  'policies',
+  {
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: uuid('id').primaryKey(),
+    type: text('type').notNull(),
+    enabled: boolean('enabled').notNull(),
+    data: jsonb('data').$type<Record<string, unknown> | null>(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('policies_org_type_key').on(t.organizationId, t.type)],
+);
+
+/**
+ * Mailed one-time tokens: provider setup, provider-user and member invitations.
+ * Exactly one of provider_user_id / member_id is set for user invitations; setup invitations
+ * carry only provider_id. Only the SHA-256 of the token is stored.
+ */
+export const invitations = pgTable(
+  'invitations',
+  {
+    id: uuid('id').primaryKey(),
+    kind: text('kind').notNull(),
+    tokenHash: text('token_hash').notNull(),
+    email: text('email').notNull(),
+    providerId: uuid('provider_id').references(() => providers.id, { onDelete: 'cascade' }),
+    providerUserId: uuid('provider_user_id').references(() => providerUsers.id, { onDelete: 'cascade' }),
+    organizationId: uuid('organization_id').references(() => organizations.id, { onDelete: 'cascade' }),
+    memberId: uuid('member_id').references(() => members.id, { onDelete: 'cascade' }),
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+    usedAt: timestamp('used_at', { withTimezone: true, mode: 'date' }),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('invitations_token_hash_key').on(t.tokenHash)],
+);
+
+export const events = pgTable(
+  'events',
+  {
+    seq: bigserial('seq', { mode: 'number' }).primaryKey(),
+    id: uuid('id').notNull(),
+    type: text('type').notNull(),
+    // The reference platform's wire code, where the event type has one.
+    code: integer('code'),
+    date: timestamp('date', { withTimezone: true, mode: 'date' }).notNull(),
+    actorUserId: uuid('actor_user_id'),
+    actorProviderUserId: uuid('actor_provider_user_id'),
+    actorSystem: text('actor_system'),
+    providerId: uuid('provider_id'),
+    organizationId: uuid('organization_id'),
+    memberId: uuid('member_id'),
+    providerUserId: uuid('provider_user_id'),
+    groupId: uuid('group_id'),
+    collectionId: uuid('collection_id'),
+    policyId: uuid('policy_id'),
+    ip: text('ip'),
+  },
+  (t) => [
+    uniqueIndex('events_id_key').on(t.id),
+    index('events_provider_date_idx').on(t.providerId, t.date, t.seq),
+    index('events_org_date_idx').on(t.organizationId, t.date, t.seq),
+  ],
+);
+
+/** When a provider user last opened an organization's administration (one access event per hour). */
+export const providerAccesses = pgTable(
+  'provider_accesses',
+  {
+    providerId: uuid('provider_id')
+      .notNull()
+      .references(() => providers.id, { onDelete: 'cascade' }),
+    providerUserId: uuid('provider_user_id')
+      .notNull()
+      .references(() => providerUsers.id, { onDelete: 'cascade' }),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    lastAt: timestamp('last_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.providerUserId, t.organizationId] })],
+);
+
+/**
+ * Transactional outbox: a mail row is written in the same transaction as the change that causes it
+ * and delivered later by the sender, so a rollback never sends and a crash never loses a mail.
+ */
+export const outbox = pgTable(
+  'outbox',
+  {
+    id: uuid('id').primaryKey(),
+    recipient: text('recipient').notNull(),
+    subject: text('subject').notNull(),
+    body: text('body').notNull(),
+    status: text('status').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, mode: 'date' }).notNull(),
+    lastError: text('last_error'),
+    loggedAt: timestamp('logged_at', { withTimezone: true, mode: 'date' }),
+    sentAt: timestamp('sent_at', { withTimezone: true, mode: 'date' }),
+    createdAt: createdAt(),
+  },
+  (t) => [index('outbox_due_idx').on(t.status, t.nextAttemptAt)],
+);

@@ -1,0 +1,192 @@
+/**
+ * People's accounts, their API tokens, the operator token, and accepting invitations.
+ */
+import { and, desc, eq, sql } from 'drizzle-orm';
+import { schema, type Db } from '../db/index.js';
+import type { Principal } from './actor.js';
+import { newId, normalizeEmail, type EngineDeps, type Tx } from './context.js';
+import { InvalidStatus, InvitationEmailMismatch, TokenNotFound, Unauthenticated } from './errors.js';
+import { recordEvent } from './events.js';
+import type { OrganizationId, ProviderUserId, UserId } from './ids.js';
+import { claimInvitation } from './invitations.js';
+import { renderMember, type Member } from './members.js';
+import { requireSingleOrgAllows } from './organization-state.js';
+import { generateSecret, hashSecret, secretMatches } from './secrets.js';
+
+export interface User {
+  id: string;
+  email: string;
+  name: string | null;
+  createdAt: string;
+}
+
+type UserRow = typeof schema.users.$inferSelect;
+
+const renderUser = (row: UserRow): User => ({
+  id: row.id,
+  email: row.email,
+  name: row.name,
+  createdAt: row.createdAt.toISOString(),
+});
+
+/** Finds the account of `email` or creates it; a concurrent creation of the same email is tolerated. */
+export async function findOrCreateUser(tx: Tx, email: string, name?: string | null): Promise<UserRow> {
+  const normalized = normalizeEmail(email);
+  await tx.db
+    .insert(schema.users)
+    .values({ id: newId(), email: normalized, name: name ?? null, createdAt: tx.now })
+    .onConflictDoNothing();
+  const [row] = await tx.db
+    .select()
+    .from(schema.users)
+    .where(eq(sql`lower(${schema.users.email})`, normalized));
+  if (name && row && !row.name) {
+    await tx.db.update(schema.users).set({ name }).where(eq(schema.users.id, row.id));
+    return { ...row, name };
+  }
+  return row!;
+}
+
+/** Issues a personal API token; the secret is returned once and stored only as a hash. */
+export async function issueApiToken(tx: Tx, userId: string, name: string): Promise<{ id: string; token: string }> {
+  const token = generateSecret('pt');
+  const id = newId();
+  await tx.db.insert(schema.apiTokens).values({ id, userId, name, tokenHash: hashSecret(token), createdAt: tx.now });
+  return { id, token };
+}
+
+export async function listApiTokens(db: Db, userId: string) {
+  const t = schema.apiTokens;
+  const rows = await db
+    .select({ id: t.id, name: t.name, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt })
+    .from(t)
+    .where(eq(t.userId, userId))
+    .orderBy(desc(t.createdAt));
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    createdAt: r.createdAt.toISOString(),
+    lastUsedAt: r.lastUsedAt?.toISOString() ?? null,
+  }));
+}
+
+export async function revokeApiToken(db: Db, userId: string, tokenId: string): Promise<void> {
+  const t = schema.apiTokens;
+  const deleted = await db
+    .delete(t)
+    .where(and(eq(t.userId, userId), eq(t.id, tokenId)))
+    .returning({ id: t.id });
+  if (deleted.length === 0) throw new TokenNotFound();
+}
+
+export async function getUser(db: Db, userId: string): Promise<User> {
+  const [row] = await db.select().from(schema.users).where(eq(schema.users.id, userId));
+  if (!row) throw new Unauthenticated();
+  return renderUser(row);
+}
+
+const SYSTEM_TOKEN_KEY = 'systemAdminTokenHash';
+
+/**
+ * Makes sure an operator token exists. With `configured` set, that token is the operator token.
+ * Otherwise one is generated on first start and returned once (to be printed); later starts
+ * return nothing, as only its hash is kept.
+ */
+export async function ensureSystemToken(deps: EngineDeps, configured: string | undefined): Promise<string | undefined> {
+  if (configured) return undefined;
+  const token = generateSecret('pto');
+  const inserted = await deps.db
+    .insert(schema.systemSettings)
+    .values({ key: SYSTEM_TOKEN_KEY, value: hashSecret(token), createdAt: deps.clock() })
+    .onConflictDoNothing()
+    .returning();
+  return inserted.length > 0 ? token : undefined;
+}
+
+/** Resolves a bearer token to who holds it, or throws `Unauthenticated`. */
+export async function authenticate(
+  deps: EngineDeps,
+  configuredSystemToken: string | undefined,
+  token: string,
+): Promise<Principal> {
+  if (configuredSystemToken) {
+    if (secretMatches(token, hashSecret(configuredSystemToken))) return { kind: 'system' };
+  } else {
+    const [stored] = await deps.db
+      .select()
+      .from(schema.systemSettings)
+      .where(eq(schema.systemSettings.key, SYSTEM_TOKEN_KEY));
+    if (stored && secretMatches(token, stored.value)) return { kind: 'system' };
+  }
+  const t = schema.apiTokens;
+  const [row] = await deps.db
+    .update(t)
+    .set({ lastUsedAt: deps.clock() })
+    .where(eq(t.tokenHash, hashSecret(token)))
+    .returning({ userId: t.userId });
+  if (!row) throw new Unauthenticated();
+  return { kind: 'user', userId: row.userId as UserId };
+}
+
+export interface AcceptedInvitation {
+  user: User;
+  apiToken: string;
+  member?: Member;
+  providerUserId?: string;
+}
+
+/**
+ * Accepts a provider-user or member invitation with its mailed token. The account of the invited
+ * email is created if needed; when the caller is signed in, its account's email must be the
+ * invited one.
+ */
+export async function acceptInvitation(
+  tx: Tx,
+  input: { token: string; name?: string | undefined; signedInUserId?: string | undefined },
+): Promise<AcceptedInvitation> {
+  const invitation = await claimInvitation(tx, input.token, ['providerUser', 'member']);
+  if (input.signedInUserId) {
+    const signedIn = await getUser(tx.db, input.signedInUserId);
+    if (normalizeEmail(signedIn.email) !== normalizeEmail(invitation.email)) throw new InvitationEmailMismatch();
+  }
+  const user = await findOrCreateUser(tx, invitation.email, input.name);
+  const actor = { userId: user.id as UserId };
+  const result: Partial<AcceptedInvitation> = {};
+  if (invitation.kind === 'member') {
+    const m = schema.members;
+    const [member] = await tx.db
+      .select()
+      .from(m)
+      .where(eq(m.id, invitation.memberId!))
+      .for('update');
+    if (!member || member.status !== 'invited') throw new InvalidStatus('The invitation is no longer open');
+    await requireSingleOrgAllows(tx, member.organizationId as OrganizationId, user.id);
+    const [row] = await tx.db
+      .update(m)
+      .set({ status: 'accepted', userId: user.id, name: member.name ?? input.name ?? null, updatedAt: tx.now })
+      .where(eq(m.id, member.id))
+      .returning();
+    await recordEvent(tx, { type: 'member.accepted', actor, organizationId: member.organizationId, memberId: member.id });
+    result.member = renderMember(row!);
+  } else {
+    const pu = schema.providerUsers;
+    const [providerUser] = await tx.db
+      .select()
+      .from(pu)
+      .where(eq(pu.id, invitation.providerUserId!))
+      .for('update');
+    if (!providerUser || providerUser.status !== 'invited') throw new InvalidStatus('The invitation is no longer open');
+    await tx.db.update(pu).set({ status: 'accepted', userId: user.id, updatedAt: tx.now }).where(eq(pu.id, providerUser.id));
+    await recordEvent(tx, {
+      type: 'providerUser.accepted',
+      actor: { providerUserId: providerUser.id as ProviderUserId, userId: user.id as UserId },
+      providerId: providerUser.providerId,
+      providerUserId: providerUser.id,
+    });
+    result.providerUserId = providerUser.id;
+  }
+  const { token } = await issueApiToken(tx, user.id, 'invitation acceptance');
+  return { ...result, user: renderUser(user), apiToken: token };
+}
+
+export { renderUser };

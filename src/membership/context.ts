@@ -1,0 +1,58 @@
+/**
+ * What every engine operation receives: the database (or the transaction it runs in), the clock,
+ * and the public URL for mailed links. Values travel as arguments; nothing is kept on modules.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../db/index.js';
+import { Conflict } from './errors.js';
+
+export interface EngineDeps {
+  db: Db;
+  /** Injected so tests can move time (token expiry, access-event hours). */
+  clock: () => Date;
+  /** Base of links in mails, e.g. `http://localhost:8080`. */
+  publicUrl: string;
+}
+
+/** A unit of work: one transaction, one `now` for every row it writes. */
+export interface Tx {
+  db: Db;
+  now: Date;
+  deps: EngineDeps;
+}
+
+/** Runs `work` in one transaction: the change, its events and its mails commit or roll back together. */
+export async function inTransaction<T>(deps: EngineDeps, work: (tx: Tx) => Promise<T>): Promise<T> {
+  return deps.db.transaction(async (db) => work({ db: db as unknown as Db, now: deps.clock(), deps }));
+}
+
+export const newId = (): string => randomUUID();
+
+/** The name of the unique constraint an error violated (PGlite and postgres.js spell it differently). */
+export function uniqueViolation(error: unknown): string | undefined {
+  for (let e: unknown = error; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
+    const candidate = e as { code?: unknown; constraint?: unknown; constraint_name?: unknown };
+    if (candidate.code === '23505') {
+      const name = candidate.constraint ?? candidate.constraint_name;
+      return typeof name === 'string' ? name : 'unknown';
+    }
+  }
+  return undefined;
+}
+
+/** Runs `work`; a violation of one of `constraints` becomes a `Conflict` with `message`. */
+export async function translateConflicts<T>(
+  work: () => Promise<T>,
+  constraints: Record<string, string>,
+): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const name = uniqueViolation(error);
+    const message = name ? constraints[name] : undefined;
+    if (message) throw new Conflict(message, { cause: error, details: { constraint: name } });
+    throw error;
+  }
+}
+
+export const normalizeEmail = (email: string): string => email.trim().toLowerCase();

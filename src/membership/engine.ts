@@ -1,0 +1,220 @@
+/**
+ * The membership engine's entry point. Adapters authenticate a token, then ask for a capability
+ * handle (`provider(id, principal)`, `organization(id, principal)`) whose every operation is
+ * scoped to that tenant and runs in one transaction with its events and mails.
+ */
+import { and, eq, inArray } from 'drizzle-orm';
+import { schema } from '../db/index.js';
+import {
+  acceptInvitation,
+  authenticate,
+  ensureSystemToken,
+  getUser,
+  issueApiToken,
+  listApiTokens,
+  revokeApiToken,
+} from './accounts.js';
+import type { Principal, SystemActorName } from './actor.js';
+import * as collections from './collections.js';
+import { inTransaction, type EngineDeps } from './context.js';
+import { PermissionDenied } from './errors.js';
+import { listEvents, type EventQuery } from './events.js';
+import * as groups from './groups.js';
+import type { OrganizationId, ProviderId, UserId } from './ids.js';
+import * as members from './members.js';
+import { requireAdministrator, requireFeature, requirePermission, type OrganizationCaller } from './members.rules.js';
+import { loadOrganization, resolveOrganizationCaller, systemCaller } from './organizations.js';
+import * as policies from './policies.js';
+import * as providers from './providers.js';
+
+export type Engine = ReturnType<typeof createEngine>;
+export type ProviderHandle = ReturnType<typeof providerHandle>;
+export type OrganizationHandle = ReturnType<typeof organizationHandle>;
+
+export function createEngine(deps: EngineDeps, options: { systemToken?: string | undefined } = {}) {
+  const requireSystem = (principal: Principal) => {
+    if (principal.kind !== 'system') throw new PermissionDenied('This needs the operator token');
+  };
+  const requireUser = (principal: Principal): UserId => {
+    if (principal.kind !== 'user') throw new PermissionDenied('This needs a personal token');
+    return principal.userId;
+  };
+  return {
+    deps,
+    /** Generates the operator token on first start when none is configured; returns it once. */
+    ensureSystemToken: () => ensureSystemToken(deps, options.systemToken),
+    authenticate: (token: string) => authenticate(deps, options.systemToken, token),
+
+    createProvider: (principal: Principal, input: { name: string; adminEmail: string }) => {
+      requireSystem(principal);
+      return inTransaction(deps, (tx) => providers.createProvider(tx, input));
+    },
+    listProviders: (principal: Principal) => {
+      requireSystem(principal);
+      return providers.listProviders(deps.db);
+    },
+    setProviderEnabled: async (principal: Principal, providerId: string, enabled: boolean) => {
+      requireSystem(principal);
+      await providers.resolveProviderCaller(deps.db, providerId, principal);
+      return inTransaction(deps, (tx) => providers.setProviderEnabled(tx, providerId as ProviderId, enabled));
+    },
+    completeProviderSetup: (input: { token: string; name?: string | undefined; billingEmail?: string | undefined }) =>
+      inTransaction(deps, (tx) => providers.completeProviderSetup(tx, input)),
+    acceptInvitation: (input: { token: string; name?: string | undefined }, principal?: Principal) =>
+      inTransaction(deps, (tx) =>
+        acceptInvitation(tx, { ...input, signedInUserId: principal?.kind === 'user' ? principal.userId : undefined }),
+      ),
+
+    /** The signed-in person, with the providers and organizations it belongs to. */
+    me: async (principal: Principal) => {
+      const userId = requireUser(principal);
+      const user = await getUser(deps.db, userId);
+      const pu = schema.providerUsers;
+      const staff = await deps.db
+        .select({ providerId: pu.providerId, providerUserId: pu.id, type: pu.type, status: pu.status })
+        .from(pu)
+        .where(eq(pu.userId, userId));
+      const m = schema.members;
+      const memberships = await deps.db
+        .select({ organizationId: m.organizationId, memberId: m.id, role: m.role, status: m.status })
+        .from(m)
+        .where(and(eq(m.userId, userId), inArray(m.status, ['accepted', 'confirmed'])));
+      return { user, providers: staff, organizations: memberships };
+    },
+    listTokens: (principal: Principal) => listApiTokens(deps.db, requireUser(principal)),
+    createToken: (principal: Principal, name: string) => {
+      const userId = requireUser(principal);
+      return inTransaction(deps, (tx) => issueApiToken(tx, userId, name));
+    },
+    revokeToken: (principal: Principal, tokenId: string) => revokeApiToken(deps.db, requireUser(principal), tokenId),
+
+    /** A provider as `principal` may act on it; "not found" for anyone outside it. */
+    provider: async (providerId: string, principal: Principal) =>
+      providerHandle(deps, providerId as ProviderId, await providers.resolveProviderCaller(deps.db, providerId, principal)),
+
+    /** An organization as `principal` may act on it; "not found" for anyone outside it. */
+    organization: async (organizationId: string, principal: Principal) =>
+      organizationHandle(
+        deps,
+        organizationId as OrganizationId,
+        await resolveOrganizationCaller(deps, organizationId, principal),
+      ),
+
+    /**
+     * An organization as a provisioning source acts on it (SCIM, directory sync). The adapter must
+     * have authenticated the source for exactly this organization.
+     */
+    organizationAs: async (organizationId: string, system: SystemActorName) => {
+      await loadOrganization(deps.db, organizationId);
+      return organizationHandle(deps, organizationId as OrganizationId, systemCaller(system));
+    },
+  };
+}
+
+function providerHandle(deps: EngineDeps, providerId: ProviderId, caller: providers.ProviderCaller) {
+  const run = <T>(work: (tx: Parameters<Parameters<typeof inTransaction>[1]>[0]) => Promise<T>) =>
+    inTransaction(deps, work);
+  return {
+    id: providerId,
+    caller,
+    get: () => providers.getProvider(deps.db, providerId),
+    update: (input: Parameters<typeof providers.updateProvider>[3]) =>
+      run((tx) => providers.updateProvider(tx, providerId, caller, input)),
+
+    listUsers: () => {
+      providers.requireProviderAdmin(caller);
+      return providers.listProviderUsers(deps.db, providerId);
+    },
+    inviteUsers: (input: { emails: string[]; type: providers.ProviderUserType }) =>
+      run((tx) => providers.inviteProviderUsers(tx, providerId, caller, input)),
+    confirmUser: (id: string) => run((tx) => providers.confirmProviderUser(tx, providerId, caller, id)),
+    reinviteUser: (id: string) => run((tx) => providers.reinviteProviderUser(tx, providerId, caller, id)),
+    updateUser: (id: string, input: { type: providers.ProviderUserType }) =>
+      run((tx) => providers.updateProviderUser(tx, providerId, caller, id, input)),
+    removeUser: (id: string) => run((tx) => providers.removeProviderUser(tx, providerId, caller, id)),
+
+    listClients: () => providers.listClients(deps.db, providerId),
+    createClient: (input: providers.CreateClientInput) => run((tx) => providers.createClient(tx, providerId, caller, input)),
+    updateClient: (organizationId: string, input: { name?: string | undefined; seats?: number | undefined }) =>
+      run((tx) => providers.updateClient(tx, providerId, caller, organizationId, input)),
+    unlinkClient: (organizationId: string) => run((tx) => providers.unlinkClient(tx, providerId, caller, organizationId)),
+
+    events: (query: EventQuery) => {
+      providers.requireProviderAdmin(caller);
+      return listEvents(deps.db, deps.clock(), { providerId }, query);
+    },
+  };
+}
+
+function organizationHandle(deps: EngineDeps, organizationId: OrganizationId, caller: OrganizationCaller) {
+  const run = <T>(work: (tx: Parameters<Parameters<typeof inTransaction>[1]>[0]) => Promise<T>) =>
+    inTransaction(deps, work);
+  const readable = () => requireAdministrator(caller);
+  const db = deps.db;
+  return {
+    id: organizationId,
+    caller,
+    get: () => loadOrganization(db, organizationId),
+
+    listMembers: (query: Parameters<typeof members.listMembers>[2]) => {
+      readable();
+      return members.listMembers(db, organizationId, query);
+    },
+    getMember: async (memberId: string) => {
+      readable();
+      return members.withAccess(db, members.renderMember(await members.loadMember(db, organizationId, memberId)));
+    },
+    inviteMembers: (input: members.InviteMembersInput) =>
+      run((tx) => members.inviteMembers(tx, organizationId, caller, input)),
+    confirmMember: (id: string) => run((tx) => members.confirmMember(tx, organizationId, caller, id)),
+    revokeMember: (id: string) => run((tx) => members.revokeMember(tx, organizationId, caller, id)),
+    restoreMember: (id: string) => run((tx) => members.restoreMember(tx, organizationId, caller, id)),
+    reinviteMember: (id: string) => run((tx) => members.reinviteMember(tx, organizationId, caller, id)),
+    removeMember: (id: string) => run((tx) => members.removeMember(tx, organizationId, caller, id)),
+    updateMember: (id: string, input: members.UpdateMemberInput) =>
+      run((tx) => members.updateMember(tx, organizationId, caller, id, input)),
+
+    listGroups: () => {
+      readable();
+      return groups.listGroups(db, organizationId);
+    },
+    getGroup: (id: string) => {
+      readable();
+      return groups.getGroup(db, organizationId, id);
+    },
+    createGroup: (input: groups.GroupInput) => run((tx) => groups.createGroup(tx, organizationId, caller, input)),
+    updateGroup: (id: string, input: Partial<groups.GroupInput>) =>
+      run((tx) => groups.updateGroup(tx, organizationId, caller, id, input)),
+    changeGroupMembers: (id: string, change: { add?: string[]; remove?: string[] }) =>
+      run((tx) => groups.changeGroupMembers(tx, organizationId, caller, id, change)),
+    deleteGroup: (id: string) => run((tx) => groups.deleteGroup(tx, organizationId, caller, id)),
+
+    listCollections: () => {
+      readable();
+      return collections.listCollections(db, organizationId);
+    },
+    getCollection: (id: string) => {
+      readable();
+      return collections.getCollection(db, organizationId, id);
+    },
+    createCollection: (input: { name: string; externalId?: string | null | undefined }) =>
+      run((tx) => collections.createCollection(tx, organizationId, caller, input)),
+    updateCollection: (id: string, input: { name?: string | undefined; externalId?: string | null | undefined }) =>
+      run((tx) => collections.updateCollection(tx, organizationId, caller, id, input)),
+    deleteCollection: (id: string) => run((tx) => collections.deleteCollection(tx, organizationId, caller, id)),
+
+    listPolicies: async () => {
+      requirePermission(caller, 'managePolicies');
+      requireFeature((await loadOrganization(db, organizationId)).plan, 'policies');
+      return policies.listPolicies(db, organizationId);
+    },
+    putPolicy: (input: { type: string; enabled: boolean; data?: unknown }) =>
+      run((tx) => policies.putPolicy(tx, organizationId, caller, input)),
+
+    events: async (query: EventQuery) => {
+      requirePermission(caller, 'accessEventLogs');
+      requireFeature((await loadOrganization(db, organizationId)).plan, 'events');
+      return listEvents(db, deps.clock(), { organizationId }, query);
+    },
+  };
+}

@@ -1,0 +1,23 @@
+/** The membership engine's public surface: adapters import from here only. */
+export { createEngine, type Engine, type OrganizationHandle, type ProviderHandle } from './engine.js';
+export type { Actor, Principal, SystemActorName } from './actor.js';
+export type { EngineDeps } from './context.js';
+export * from './errors.js';
+export { EVENT_CODES, EVENT_PAGE_SIZE, type Event, type EventType } from './events.js';
+export type { CollectionAccess, Member } from './members.js';
+export type { Group } from './groups.js';
+export type { Collection } from './collections.js';
+export type { Policy } from './policies.js';
+export type { Organization, Provider, ProviderUser } from './providers.js';
+export { PROVIDER_USER_TYPES, PROVIDER_INVITE_BATCH } from './providers.js';
+export {
+  MEMBER_STATUSES,
+  PERMISSION_FLAGS,
+  PLANS,
+  ROLES,
+  type MemberStatus,
+  type Permissions,
+  type Plan,
+  type Role,
+} from './members.rules.js';
+export { POLICY_TYPES, type PolicyType } from './policies.rules.js';

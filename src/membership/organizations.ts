@@ -1,0 +1,98 @@
+/**
+ * Who may act in an organization, and as what. Provider users act as owners of their provider's
+ * clients; members act with their own role; anyone else gets "not found", never a hint.
+ */
+import { and, eq, lte, sql } from 'drizzle-orm';
+import { schema, type Db } from '../db/index.js';
+import type { Actor, Principal, SystemActorName } from './actor.js';
+import { inTransaction, type EngineDeps } from './context.js';
+import { OrganizationNotFound, ProviderDisabled } from './errors.js';
+import { recordEvent } from './events.js';
+import { isId, type MemberId, type OrganizationId, type ProviderUserId } from './ids.js';
+import type { OrganizationCaller, Permissions, Role } from './members.rules.js';
+import { renderOrganization, type Organization } from './providers.js';
+
+const ACCESS_EVENT_INTERVAL_MS = 3_600_000;
+
+export async function loadOrganization(db: Db, organizationId: string): Promise<Organization> {
+  if (!isId(organizationId)) throw new OrganizationNotFound();
+  const [row] = await db.select().from(schema.organizations).where(eq(schema.organizations.id, organizationId));
+  if (!row) throw new OrganizationNotFound();
+  return renderOrganization(row);
+}
+
+/** Resolves the caller of a request by a person's or the operator's token. */
+export async function resolveOrganizationCaller(
+  deps: EngineDeps,
+  organizationId: string,
+  principal: Principal,
+): Promise<OrganizationCaller> {
+  const org = await loadOrganization(deps.db, organizationId);
+  if (principal.kind === 'system') return systemCaller('api');
+  if (org.providerId) {
+    const pu = schema.providerUsers;
+    const [staff] = await deps.db
+      .select({ id: pu.id, providerEnabled: schema.providers.enabled })
+      .from(pu)
+      .innerJoin(schema.providers, eq(schema.providers.id, pu.providerId))
+      .where(and(eq(pu.providerId, org.providerId), eq(pu.userId, principal.userId), eq(pu.status, 'confirmed')));
+    if (staff) {
+      if (!staff.providerEnabled) throw new ProviderDisabled();
+      const actor: Actor = { providerUserId: staff.id as ProviderUserId, userId: principal.userId };
+      await recordProviderAccess(deps, { providerId: org.providerId, providerUserId: staff.id, organizationId: org.id });
+      return { actor, role: 'owner', permissions: {} };
+    }
+  }
+  const m = schema.members;
+  const [member] = await deps.db
+    .select()
+    .from(m)
+    .where(and(eq(m.organizationId, org.id), eq(m.userId, principal.userId), eq(m.status, 'confirmed')));
+  if (!member) throw new OrganizationNotFound();
+  return {
+    actor: { userId: principal.userId },
+    role: member.role as Role,
+    permissions: (member.permissions ?? {}) as Permissions,
+    memberId: member.id as MemberId,
+  };
+}
+
+/** A provisioning source (SCIM, directory sync, …) acting with owner rights. */
+export const systemCaller = (system: SystemActorName): OrganizationCaller => ({
+  actor: { system },
+  role: 'owner',
+  permissions: {},
+});
+
+/**
+ * Records one access event per provider user, organization and hour. The upsert decides
+ * atomically, so parallel first requests write one event.
+ */
+async function recordProviderAccess(
+  deps: EngineDeps,
+  access: { providerId: string; providerUserId: string; organizationId: string },
+): Promise<void> {
+  await inTransaction(deps, async (tx) => {
+    const pa = schema.providerAccesses;
+    const due = new Date(tx.now.getTime() - ACCESS_EVENT_INTERVAL_MS);
+    const written = await tx.db
+      .insert(pa)
+      .values({ ...access, lastAt: tx.now })
+      .onConflictDoUpdate({
+        target: [pa.providerUserId, pa.organizationId],
+        set: { lastAt: sql`excluded.last_at` },
+        setWhere: lte(pa.lastAt, due),
+      })
+      .returning({ lastAt: pa.lastAt });
+    if (written.length === 0) return;
+    const [staff] = await tx.db.select().from(schema.providerUsers).where(eq(schema.providerUsers.id, access.providerUserId));
+    await recordEvent(tx, {
+      type: 'organization.accessed',
+      actor: { providerUserId: access.providerUserId as ProviderUserId, userId: staff!.userId! } as Actor,
+      providerId: access.providerId,
+      organizationId: access.organizationId,
+    });
+  });
+}
+
+export type { OrganizationId };
