@@ -19,6 +19,7 @@ import * as collections from './collections.js';
 import { inTransaction, type EngineDeps } from './context.js';
 import { PermissionDenied } from './errors.js';
 import { listEvents, type EventQuery } from './events.js';
+import { listOutbox } from './mail.js';
 import * as groups from './groups.js';
 import type { OrganizationId, ProviderId, UserId } from './ids.js';
 import * as members from './members.js';
@@ -57,6 +58,11 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
       requireSystem(principal);
       await providers.resolveProviderCaller(deps.db, providerId, principal);
       return inTransaction(deps, (tx) => providers.setProviderEnabled(tx, providerId as ProviderId, enabled));
+    },
+    /** Operator: the newest mails, delivered or not (the only way to read them without SMTP). */
+    listOutbox: (principal: Principal, query: { recipient?: string | undefined }) => {
+      requireSystem(principal);
+      return listOutbox(deps.db, query);
     },
     completeProviderSetup: (input: { token: string; name?: string | undefined; billingEmail?: string | undefined }) =>
       inTransaction(deps, (tx) => providers.completeProviderSetup(tx, input)),

@@ -2,7 +2,8 @@
  * Mails the engine sends. They are written to the outbox in the caller's transaction; the sender
  * in `src/mail` delivers them, so a rolled-back change never mails and a crash never loses one.
  */
-import { schema } from '../db/index.js';
+import { desc, eq } from 'drizzle-orm';
+import { schema, type Db } from '../db/index.js';
 import { newId, type Tx } from './context.js';
 
 export interface Mail {
@@ -51,3 +52,24 @@ export const mails = {
     text: `An administrator of ${name} confirmed your membership. You now have access.\n`,
   }),
 };
+
+/** The newest mails of the outbox, for the operator (e.g. to read a setup link without SMTP). */
+export async function listOutbox(db: Db, query: { recipient?: string | undefined }) {
+  const o = schema.outbox;
+  const rows = await db
+    .select()
+    .from(o)
+    .where(query.recipient ? eq(o.recipient, query.recipient.trim().toLowerCase()) : undefined)
+    .orderBy(desc(o.createdAt))
+    .limit(100);
+  return rows.map((r) => ({
+    id: r.id,
+    to: r.recipient,
+    subject: r.subject,
+    text: r.body,
+    status: r.status,
+    attempts: r.attempts,
+    createdAt: r.createdAt.toISOString(),
+    sentAt: r.sentAt?.toISOString() ?? null,
+  }));
+}

@@ -1,0 +1,168 @@
+/**
+ * The HTTP application, without listening: health, metrics, the OpenAPI document and /api/v1.
+ * `main.ts` listens; tests drive this on port 0.
+ */
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
+import type { Database } from './db/index.js';
+import { apiRoutes } from './http/api.routes.js';
+import { createMetrics, type Metrics } from './http/metrics.js';
+import { buildOpenApi } from './http/openapi.js';
+import { problemFromDomainError, sendProblem } from './http/problem.js';
+import type { Route } from './http/route.js';
+import { DomainError, Unauthenticated, type Engine, type Principal } from './membership/index.js';
+
+export interface AppDeps {
+  engine: Engine;
+  database: Pick<Database, 'ping'>;
+  logger: Logger;
+  publicUrl: string;
+  bodyLimit: string;
+  version?: string;
+  metrics?: Metrics;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+export function createApp(deps: AppDeps) {
+  const app = express();
+  const metrics = deps.metrics ?? createMetrics();
+  const openApi = buildOpenApi(apiRoutes, { serverUrl: deps.publicUrl, version: deps.version ?? '0.1.0' });
+
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.set('query parser', 'simple');
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      genReqId: (req, res) => {
+        const incoming = req.headers['x-request-id'];
+        const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      redact: ['req.headers.authorization', 'req.headers.cookie'],
+    }),
+  );
+  app.use((req, res, next) => {
+    const stop = metrics.duration.startTimer();
+    res.on('finish', () => {
+      const routePath = (req.route as { path?: string } | undefined)?.path;
+      const label = routePath ? `${req.baseUrl}${routePath}` : 'unmatched';
+      metrics.requests.inc({ method: req.method, route: label, status: String(res.statusCode) });
+      stop({ method: req.method, route: label });
+    });
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const ok = await deps.database.ping();
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'database unreachable' });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  const api = express.Router();
+  api.use(express.json({ limit: deps.bodyLimit, type: ['application/json', 'application/*+json'] }));
+  api.get('/openapi.json', (_req, res) => {
+    res.json(openApi);
+  });
+  for (const r of apiRoutes) api[r.method](r.path, handler(deps.engine, r));
+  api.use((req, res) => {
+    sendProblem(res, { status: 404, code: 'route.not_found', detail: `No route ${req.method} ${req.baseUrl}${req.path}` });
+  });
+  app.use('/api/v1', api);
+
+  app.use((req, res) => {
+    sendProblem(res, { status: 404, code: 'route.not_found', detail: `No route ${req.method} ${req.path}` });
+  });
+  app.use(errorHandler);
+  return app;
+}
+
+function handler(engine: Engine, r: Route) {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      if (r.body && hasBody(req) && !req.is(['application/json', 'application/*+json'])) {
+        return sendProblem(res, { status: 415, code: 'request.unsupported_media_type', detail: 'Send application/json' });
+      }
+      const principal = await authenticateRequest(engine, req, r.auth);
+      const body = r.body ? parseOrProblem(r.body, req.body, 'body') : undefined;
+      const query = r.query ? parseOrProblem(r.query, req.query, 'query') : undefined;
+      if (!r.query && Object.keys(req.query).length > 0) {
+        throw new BadRequest('This route takes no query parameters', Object.keys(req.query).map((k) => ({ path: `query.${k}`, message: 'Unrecognized parameter' })));
+      }
+      const result = await r.handle({ engine, principal, params: req.params, body, query, req });
+      if (result === undefined || r.status === 204) return void res.status(204).end();
+      res.status(r.status ?? 200).json(result);
+    } catch (error) {
+      next(error);
+    }
+  };
+}
+
+const hasBody = (req: Request) =>
+  req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+
+async function authenticateRequest(engine: Engine, req: Request, auth: Route['auth']): Promise<Principal | undefined> {
+  if (auth === 'none') return undefined;
+  const header = req.headers.authorization;
+  if (!header) {
+    if (auth === 'optional') return undefined;
+    throw new Unauthenticated();
+  }
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) throw new Unauthenticated('Use Authorization: Bearer <token>');
+  return engine.authenticate(match[1]!);
+}
+
+class BadRequest extends Error {
+  constructor(
+    readonly detail: string,
+    readonly errors: { path: string; message: string }[],
+  ) {
+    super(detail);
+  }
+}
+
+function parseOrProblem<T>(schema: import('zod').ZodType<T>, value: unknown, where: 'body' | 'query'): T {
+  const parsed = schema.safeParse(value ?? (where === 'query' ? {} : undefined));
+  if (parsed.success) return parsed.data;
+  throw new BadRequest(
+    `The request ${where} is invalid`,
+    parsed.error.issues.flatMap((issue) => {
+      const base = [where, ...issue.path.map(String)].join('.');
+      if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => ({ path: `${base}.${key}`, message: 'Unrecognized field' }));
+      return [{ path: base, message: issue.message }];
+    }),
+  );
+}
+
+function errorHandler(error: unknown, req: Request, res: Response, _next: NextFunction): void {
+  if (error instanceof DomainError) return sendProblem(res, problemFromDomainError(error));
+  if (error instanceof BadRequest) {
+    return sendProblem(res, { status: 400, code: 'request.invalid', detail: error.detail, errors: error.errors });
+  }
+  const bodyError = error as { type?: string; status?: number };
+  if (bodyError.type === 'entity.parse.failed') {
+    return sendProblem(res, { status: 400, code: 'request.malformed_json', detail: 'The body is not valid JSON' });
+  }
+  if (bodyError.type === 'entity.too.large') {
+    return sendProblem(res, { status: 413, code: 'request.too_large', detail: 'The body is too large' });
+  }
+  if (bodyError.type === 'charset.unsupported' || bodyError.type === 'encoding.unsupported') {
+    return sendProblem(res, { status: 415, code: 'request.unsupported_media_type', detail: 'Unsupported encoding' });
+  }
+  req.log.error({ err: error }, 'unhandled error');
+  sendProblem(res, {
+    status: 500,
+    code: 'internal',
+    detail: `Something went wrong; quote request id ${String(req.id)} when reporting it`,
+  });
+}

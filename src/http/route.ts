@@ -1,0 +1,43 @@
+/**
+ * A route of /api/v1 as data: its method, path, who may call it, the zod schemas of its input,
+ * and the handler. The same table serves express and the OpenAPI document, so they never drift.
+ */
+import type { Request } from 'express';
+import type { z } from 'zod';
+import type { Engine, Principal } from '../membership/index.js';
+
+export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+export interface HandlerContext<B, Q> {
+  engine: Engine;
+  /** Present on every route whose `auth` is not `none`; optional on `optional` routes. */
+  principal: Principal | undefined;
+  params: Record<string, string>;
+  body: B;
+  query: Q;
+  req: Request;
+}
+
+export interface Route<B = unknown, Q = unknown> {
+  method: Method;
+  path: string;
+  summary: string;
+  tag: string;
+  /** `bearer`: a token is required; `optional`: used when present; `none`: ignored. */
+  auth: 'bearer' | 'optional' | 'none';
+  body?: z.ZodType<B>;
+  query?: z.ZodType<Q>;
+  /** Success status; 204 routes answer no body. */
+  status?: 200 | 201 | 202 | 204;
+  handle(ctx: HandlerContext<B, Q>): Promise<unknown>;
+}
+
+/** Keeps the body and query types of each route while collecting them in one array. */
+export const route = <B = undefined, Q = undefined>(definition: Route<B, Q>): Route =>
+  definition as unknown as Route;
+
+/** The principal of a bearer route (the auth gate ran before the handler). */
+export function principalOf(ctx: { principal: Principal | undefined }): Principal {
+  if (!ctx.principal) throw new Error('bearer route reached without a principal');
+  return ctx.principal;
+}

@@ -1,0 +1,107 @@
+/** Request schemas of /api/v1: strict, so unknown fields and wrong types answer 400 with every path. */
+import { z } from 'zod';
+import { MEMBER_STATUSES, PERMISSION_FLAGS, PLANS, PROVIDER_INVITE_BATCH, PROVIDER_USER_TYPES, ROLES } from '../membership/index.js';
+
+export const email = z.email().max(254);
+const name = z.string().trim().min(1).max(200);
+const externalId = z.string().min(1).max(300);
+const token = z.string().min(1).max(200);
+
+export const permissions = z.strictObject(
+  Object.fromEntries(PERMISSION_FLAGS.map((flag) => [flag, z.boolean().optional()])) as Record<
+    (typeof PERMISSION_FLAGS)[number],
+    z.ZodOptional<z.ZodBoolean>
+  >,
+);
+
+export const collectionAccess = z.strictObject({
+  id: z.string().max(64),
+  readOnly: z.boolean().default(false),
+  hidePasswords: z.boolean().default(false),
+  manage: z.boolean().default(false),
+});
+
+const ids = z.array(z.string().max(64)).max(10_000);
+
+export const createProvider = z.strictObject({ name, adminEmail: email });
+export const providerSetup = z.strictObject({ token, name: name.optional(), billingEmail: email.optional() });
+export const updateProvider = z.strictObject({
+  name: name.optional(),
+  businessName: name.nullable().optional(),
+  billingEmail: email.optional(),
+});
+export const acceptInvitation = z.strictObject({ token, name: name.optional() });
+
+export const inviteProviderUsers = z.strictObject({
+  emails: z.array(email).min(1).max(PROVIDER_INVITE_BATCH),
+  type: z.enum(PROVIDER_USER_TYPES),
+});
+export const updateProviderUser = z.strictObject({ type: z.enum(PROVIDER_USER_TYPES) });
+
+export const createClient = z.strictObject({
+  name,
+  plan: z.enum(PLANS),
+  seats: z.number().int().min(0).max(1_000_000),
+  ownerEmail: email.optional(),
+  identifier: z.string().min(1).max(50).optional(),
+  collectionName: name.optional(),
+});
+export const updateClient = z
+  .strictObject({ name: name.optional(), seats: z.number().int().min(0).max(1_000_000).optional() })
+  .refine((v) => v.name !== undefined || v.seats !== undefined, 'Give name or seats');
+
+export const inviteMembers = z.strictObject({
+  emails: z.array(email).min(1).max(20),
+  role: z.enum(ROLES),
+  permissions: permissions.optional(),
+  groups: ids.optional(),
+  collections: z.array(collectionAccess).max(1_000).optional(),
+});
+export const updateMember = z
+  .strictObject({
+    role: z.enum(ROLES).optional(),
+    permissions: permissions.nullable().optional(),
+    groups: ids.optional(),
+    collections: z.array(collectionAccess).max(1_000).optional(),
+    name: name.nullable().optional(),
+    externalId: externalId.nullable().optional(),
+  })
+  .refine((v) => Object.keys(v).length > 0, 'Give at least one field to change');
+
+export const createGroup = z.strictObject({
+  name,
+  externalId: externalId.nullable().optional(),
+  members: ids.optional(),
+  collections: z.array(collectionAccess).max(1_000).optional(),
+});
+export const updateGroup = createGroup
+  .partial()
+  .refine((v) => Object.keys(v).length > 0, 'Give at least one field to change');
+
+export const createCollection = z.strictObject({ name, externalId: externalId.nullable().optional() });
+export const updateCollection = createCollection
+  .partial()
+  .refine((v) => Object.keys(v).length > 0, 'Give at least one field to change');
+
+export const putPolicy = z.strictObject({ enabled: z.boolean(), data: z.unknown().optional() });
+
+export const createToken = z.strictObject({ name });
+
+const isoDate = z
+  .string()
+  .refine((s) => /^\d{4}-\d{2}-\d{2}/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 date')
+  .transform((s) => new Date(s));
+
+export const eventQuery = z.strictObject({
+  start: isoDate.optional(),
+  end: isoDate.optional(),
+  continuationToken: z.string().max(500).optional(),
+});
+
+export const memberQuery = z.strictObject({
+  status: z.enum(MEMBER_STATUSES).optional(),
+  email: z.string().max(254).optional(),
+  continuationToken: z.string().max(500).optional(),
+});
+
+export const outboxQuery = z.strictObject({ recipient: z.string().max(254).optional() });

@@ -1,0 +1,98 @@
+/**
+ * Composition root: config → database (migrated) → engine → mail sender → HTTP. The only file
+ * that listens, and the one that shuts everything down on SIGTERM/SIGINT.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { createApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { openDatabase } from './db/index.js';
+import { createOutboxSender } from './mail/sender.js';
+import { createEngine } from './membership/index.js';
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig({ ...process.env });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = pino({ level: config.logLevel, redact: ['*.token', '*.apiToken', '*.password', '*.secret'] });
+
+  if (config.databaseUrl && !config.encryptionKey) {
+    console.error(
+      'Invalid configuration:\n  - ENCRYPTION_KEY: required with DATABASE_URL so every instance shares it; make one with `openssl rand -base64 32`',
+    );
+    process.exit(2);
+  }
+  if (config.databaseUrl) {
+    logger.info('database: PostgreSQL (DATABASE_URL)');
+  } else {
+    logger.info({ dataDir: config.dataDir }, `database: embedded PGlite at ${config.dataDir} (set DATABASE_URL for PostgreSQL)`);
+    ensureLocalEncryptionKey(config);
+  }
+  if (!config.smtpUrl) logger.info('mail: SMTP_URL unset, mail goes to the outbox table and the log');
+
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  await database.migrate();
+  const engine = createEngine(
+    { db: database.db, clock: () => new Date(), publicUrl: config.publicUrl },
+    { systemToken: config.systemAdminToken },
+  );
+  const generated = await engine.ensureSystemToken();
+  if (generated) {
+    // Printed once, to the terminal and not through the logger: only its hash is stored.
+    process.stdout.write(
+      `\n  Operator token (shown once; keep it, or set SYSTEM_ADMIN_TOKEN):\n\n    ${generated}\n\n` +
+        `  Get going:  curl -H "Authorization: Bearer <token>" -H 'content-type: application/json' \\\n` +
+        `                -d '{"name":"My MSP","adminEmail":"you@example.com"}' ${config.publicUrl}/api/v1/providers\n` +
+        `  API document: ${config.publicUrl}/api/v1/openapi.json\n\n`,
+    );
+  }
+
+  const sender = createOutboxSender({ db: database.db, smtpUrl: config.smtpUrl, from: config.smtpFrom, logger: logger.child({ component: 'mail' }) });
+  sender.start();
+
+  const app = createApp({ engine, database, logger, publicUrl: config.publicUrl, bodyLimit: config.bodyLimit });
+  const server = app.listen(config.port, () => {
+    logger.info({ port: config.port, publicUrl: config.publicUrl }, `Portico listening on ${config.publicUrl}`);
+  });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await sender.stop();
+    await database.close();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** With PGlite, a key for secrets read back is generated once into DATA_DIR. */
+function ensureLocalEncryptionKey(config: Config): void {
+  if (config.encryptionKey) return;
+  mkdirSync(config.dataDir, { recursive: true });
+  const file = join(config.dataDir, 'encryption.key');
+  if (!existsSync(file)) {
+    writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600 });
+  }
+  config.encryptionKey = readFileSync(file, 'utf8').trim();
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
