@@ -56,7 +56,12 @@ async function main(): Promise<void> {
     );
   }
 
-  const sender = createOutboxSender({ db: database.db, smtpUrl: config.smtpUrl, from: config.smtpFrom, logger: logger.child({ component: 'mail' }) });
+  const sender = createOutboxSender({
+    db: database.db,
+    smtpUrl: config.smtpUrl,
+    from: config.smtpFrom,
+    logger: logger.child({ component: 'mail' }),
+  });
   sender.start();
 
   const app = createApp({ engine, database, logger, publicUrl: config.publicUrl, bodyLimit: config.bodyLimit });
