@@ -13,6 +13,7 @@ import { buildOpenApi } from './http/openapi.js';
 import { problemFromDomainError, sendProblem } from './http/problem.js';
 import type { Route } from './http/route.js';
 import { DomainError, Unauthenticated, type Engine, type Principal } from './membership/index.js';
+import { createScimRouter } from './scim/router.js';
 
 export interface AppDeps {
   engine: Engine;
@@ -78,6 +79,7 @@ export function createApp(deps: AppDeps) {
     sendProblem(res, { status: 404, code: 'route.not_found', detail: `No route ${req.method} ${req.baseUrl}${req.path}` });
   });
   app.use('/api/v1', api);
+  app.use('/scim/v2/:organizationId', createScimRouter({ engine: deps.engine, publicUrl: deps.publicUrl, bodyLimit: deps.bodyLimit }));
 
   app.use((req, res) => {
     sendProblem(res, { status: 404, code: 'route.not_found', detail: `No route ${req.method} ${req.path}` });

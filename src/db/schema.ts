@@ -122,6 +122,8 @@ export const members = pgTable(
     externalId: text('external_id'),
     role: text('role').notNull(),
     permissions: jsonb('permissions').$type<Record<string, boolean>>(),
+    /** Attributes a provisioning source keeps on the member (e.g. SCIM name parts); opaque to the rules. */
+    profile: jsonb('profile').$type<Record<string, unknown>>(),
     status: text('status').notNull(),
     previousStatus: text('previous_status'),
     createdAt: createdAt(),
@@ -150,6 +152,7 @@ export const groups = pgTable(
   (t) => [
     index('groups_org_idx').on(t.organizationId, t.createdAt, t.id),
     uniqueIndex('groups_org_external_id_key').on(t.organizationId, t.externalId),
+    uniqueIndex('groups_org_name_key').on(t.organizationId, sql`lower(${t.name})`),
   ],
 );
 
@@ -297,6 +300,17 @@ export const events = pgTable(
     index('events_org_date_idx').on(t.organizationId, t.date, t.seq),
   ],
 );
+
+/** An organization's SCIM endpoint: its bearer key, stored only as a hash; rotation replaces it at once. */
+export const scimConfigs = pgTable('scim_configs', {
+  organizationId: uuid('organization_id')
+    .primaryKey()
+    .references(() => organizations.id, { onDelete: 'cascade' }),
+  tokenHash: text('token_hash').notNull(),
+  enabled: boolean('enabled').notNull(),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
 
 /** When a provider user last opened an organization's administration (one access event per hour). */
 export const providerAccesses = pgTable(

@@ -11,6 +11,7 @@ type Ctx<B = undefined, Q = undefined> = HandlerContext<B, Q>;
 
 const provider = (ctx: Ctx<unknown, unknown>) => ctx.engine.provider(ctx.params.pid!, principalOf(ctx));
 const organization = (ctx: Ctx<unknown, unknown>) => ctx.engine.organization(ctx.params.oid!, principalOf(ctx));
+const scimBaseUrl = (ctx: Ctx<unknown, unknown>) => `${ctx.engine.deps.publicUrl}/scim/v2/${ctx.params.oid!}`;
 const list = async <T>(items: Promise<T[]>) => ({ data: await items });
 const noContent = async (work: Promise<unknown>) => {
   await work;
@@ -399,6 +400,35 @@ const organizationRoutes: Route[] = [
     auth: 'bearer',
     body: s.putPolicy,
     handle: async (ctx) => (await organization(ctx)).putPolicy({ type: ctx.params.type!, ...ctx.body }),
+  }),
+  route({
+    method: 'get',
+    path: '/organizations/:oid/scim',
+    tag: 'scim',
+    summary: "Whether the organization's SCIM endpoint is enabled, and its base URL",
+    auth: 'bearer',
+    handle: async (ctx) => ({ ...(await (await organization(ctx)).scimStatus()), baseUrl: scimBaseUrl(ctx) }),
+  }),
+  ...(['', '/rotate'] as const).map((suffix) =>
+    route({
+      method: 'post',
+      path: `/organizations/:oid/scim${suffix}`,
+      tag: 'scim',
+      summary: suffix
+        ? 'Rotate the SCIM key: the old one stops working at once; the new one is shown once'
+        : 'Enable SCIM and issue its key (shown once; any earlier key stops working)',
+      auth: 'bearer',
+      handle: async (ctx) => ({ baseUrl: scimBaseUrl(ctx), token: await (await organization(ctx)).issueScimKey() }),
+    }),
+  ),
+  route({
+    method: 'delete',
+    path: '/organizations/:oid/scim',
+    tag: 'scim',
+    summary: 'Disable SCIM; its key stops working',
+    auth: 'bearer',
+    status: 204,
+    handle: async (ctx) => noContent((await organization(ctx)).disableScim()),
   }),
   route<undefined, z.infer<typeof s.eventQuery>>({
     method: 'get',

@@ -7,7 +7,7 @@ import type { Principal } from './actor.js';
 import { newId, normalizeEmail, type EngineDeps, type Tx } from './context.js';
 import { InvalidStatus, InvitationEmailMismatch, TokenNotFound, Unauthenticated } from './errors.js';
 import { recordEvent } from './events.js';
-import type { OrganizationId, ProviderUserId, UserId } from './ids.js';
+import { isId, type OrganizationId, type ProviderUserId, type UserId } from './ids.js';
 import { claimInvitation } from './invitations.js';
 import { renderMember, type Member } from './members.js';
 import { requireSingleOrgAllows } from './organization-state.js';
@@ -71,6 +71,8 @@ export async function listApiTokens(db: Db, userId: string) {
 }
 
 export async function revokeApiToken(db: Db, userId: string, tokenId: string): Promise<void> {
+  // A malformed id names no token; querying the uuid column with it would fail as a 500.
+  if (!isId(tokenId)) throw new TokenNotFound();
   const t = schema.apiTokens;
   const deleted = await db
     .delete(t)

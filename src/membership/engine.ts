@@ -27,6 +27,8 @@ import { requireAdministrator, requireFeature, requirePermission, type Organizat
 import { loadOrganization, resolveOrganizationCaller, systemCaller } from './organizations.js';
 import * as policies from './policies.js';
 import * as providers from './providers.js';
+import * as scimKeys from './scim-keys.js';
+import * as search from './search.js';
 
 export type Engine = ReturnType<typeof createEngine>;
 export type ProviderHandle = ReturnType<typeof providerHandle>;
@@ -106,8 +108,14 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
         await resolveOrganizationCaller(deps, organizationId, principal),
       ),
 
+    /** An organization as its SCIM client acts on it, after checking the organization's SCIM key. */
+    organizationByScimKey: async (organizationId: string, token: string) => {
+      await scimKeys.checkScimKey(deps, organizationId, token);
+      return organizationHandle(deps, organizationId as OrganizationId, systemCaller('scim'));
+    },
+
     /**
-     * An organization as a provisioning source acts on it (SCIM, directory sync). The adapter must
+     * An organization as a provisioning source acts on it (directory sync). The adapter must
      * have authenticated the source for exactly this organization.
      */
     organizationAs: async (organizationId: string, system: SystemActorName) => {
@@ -216,6 +224,32 @@ function organizationHandle(deps: EngineDeps, organizationId: OrganizationId, ca
     },
     putPolicy: (input: { type: string; enabled: boolean; data?: unknown }) =>
       run((tx) => policies.putPolicy(tx, organizationId, caller, input)),
+
+    /** Members matching a filter, one page in creation order, with the total (SCIM). */
+    searchMembers: (filter: search.Filter<search.MemberAttribute> | undefined, page: search.Page) => {
+      readable();
+      return search.searchMembers(db, organizationId, filter, page);
+    },
+    searchGroups: (filter: search.Filter<search.GroupAttribute> | undefined, page: search.Page) => {
+      readable();
+      return search.searchGroups(db, organizationId, filter, page);
+    },
+    membersOfGroups: (groupIds: string[]) => {
+      readable();
+      return search.membersOfGroups(db, organizationId, groupIds);
+    },
+    groupsOfMembers: (memberIds: string[]) => {
+      readable();
+      return search.groupsOfMembers(db, organizationId, memberIds);
+    },
+
+    scimStatus: () => {
+      requirePermission(caller, 'manageScim');
+      return scimKeys.scimStatus(db, organizationId);
+    },
+    /** Enables SCIM or rotates its key; the new key is returned once. */
+    issueScimKey: () => run((tx) => scimKeys.issueScimKey(tx, organizationId, caller)),
+    disableScim: () => run((tx) => scimKeys.disableScim(tx, organizationId, caller)),
 
     events: async (query: EventQuery) => {
       requirePermission(caller, 'accessEventLogs');

@@ -25,7 +25,10 @@ export interface Group {
 
 type GroupRow = typeof schema.groups.$inferSelect;
 
-const GROUP_CONFLICTS = { groups_org_external_id_key: 'A group with this externalId already exists' };
+const GROUP_CONFLICTS = {
+  groups_org_external_id_key: 'A group with this externalId already exists',
+  groups_org_name_key: 'A group with this name already exists',
+};
 
 const renderGroup = (row: GroupRow): Group => ({
   id: row.id,

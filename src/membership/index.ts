@@ -21,3 +21,15 @@ export {
   type Role,
 } from './members.rules.js';
 export { POLICY_TYPES, type PolicyType } from './policies.rules.js';
+export {
+  FilterInvalid,
+  type Filter,
+  type FilterOperator,
+  type FilterValue,
+  type GroupAttribute,
+  type GroupSummary,
+  type MemberAttribute,
+  type Page,
+  type SearchResult,
+} from './search.js';
+export type { ScimStatus } from './scim-keys.js';

@@ -50,6 +50,8 @@ export interface Member {
   role: Role;
   roleCode: number;
   permissions: Permissions | null;
+  /** Attributes kept for a provisioning source (e.g. SCIM name parts). */
+  profile: Record<string, unknown> | null;
   status: MemberStatus;
   statusCode: number;
   previousStatus: MemberStatus | null;
@@ -70,6 +72,7 @@ export function renderMember(row: MemberRow): Member {
     role: row.role as Role,
     roleCode: ROLE_CODES[row.role as Role],
     permissions: row.permissions ?? null,
+    profile: row.profile ?? null,
     status: row.status as MemberStatus,
     statusCode: MEMBER_STATUS_CODES[row.status as MemberStatus],
     previousStatus: (row.previousStatus as MemberStatus | null) ?? null,
@@ -92,6 +95,7 @@ export interface InviteMembersInput {
   /** Only with a single email: the provisioning source's id and the person's name. */
   externalId?: string | undefined;
   name?: string | undefined;
+  profile?: Record<string, unknown> | undefined;
   /** `skip` (default) passes over emails already present; `conflict` refuses them. */
   onExisting?: 'skip' | 'conflict';
 }
@@ -119,8 +123,8 @@ export async function inviteMembers(
   if (input.role === 'custom') requireFeature(org.plan, 'customRoles');
   const emails = [...new Set(input.emails.map(normalizeEmail))];
   if (emails.length === 0) throw new InvalidInput('At least one email is required');
-  if ((input.externalId !== undefined || input.name !== undefined) && emails.length !== 1) {
-    throw new InvalidInput('externalId and name go with a single email');
+  if ((input.externalId !== undefined || input.name !== undefined || input.profile !== undefined) && emails.length !== 1) {
+    throw new InvalidInput('externalId, name and profile go with a single email');
   }
   await requireOwnIds(tx, org.id, schema.groups, input.groups ?? [], 'group');
   await requireOwnIds(tx, org.id, schema.collections, (input.collections ?? []).map((c) => c.id), 'collection');
@@ -150,6 +154,7 @@ export async function inviteMembers(
             email,
             name: input.name ?? null,
             externalId: input.externalId ?? null,
+            profile: input.profile ?? null,
             role: input.role,
             permissions,
             status: 'invited',
@@ -286,6 +291,9 @@ export interface UpdateMemberInput {
   collections?: CollectionAccess[] | undefined;
   name?: string | null | undefined;
   externalId?: string | null | undefined;
+  /** A new email (lower-cased; unique in the organization). */
+  email?: string | undefined;
+  profile?: Record<string, unknown> | null | undefined;
 }
 
 export async function updateMember(
@@ -322,6 +330,8 @@ export async function updateMember(
               : member.permissions,
           ...(input.name !== undefined ? { name: input.name } : {}),
           ...(input.externalId !== undefined ? { externalId: input.externalId } : {}),
+          ...(input.email !== undefined ? { email: normalizeEmail(input.email) } : {}),
+          ...(input.profile !== undefined ? { profile: input.profile } : {}),
           updatedAt: tx.now,
         })
         .where(eq(schema.members.id, member.id))

@@ -71,6 +71,7 @@ const TABLES = [
   'api_tokens',
   'users',
   'system_settings',
+  'scim_configs',
 ];
 
 /** Opens a migrated, empty database of `driver`. */

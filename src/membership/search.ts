@@ -1,0 +1,258 @@
+/**
+ * Filters as data, compiled to SQL. A protocol adapter (SCIM) parses its own filter syntax into
+ * a `Filter` over the attributes below; the engine compiles it with drizzle and pages in SQL with
+ * a stable order, so no request scans or slices an organization in memory.
+ */
+import { and, asc, count, eq, exists, gt, gte, isNotNull, isNull, lt, lte, ne, not, or, sql, type SQL } from 'drizzle-orm';
+import type { AnyPgColumn } from 'drizzle-orm/pg-core';
+import { schema, type Db } from '../db/index.js';
+import { InvalidInput } from './errors.js';
+import { isId } from './ids.js';
+import { renderMember, type Member } from './members.js';
+
+export type FilterOperator = 'eq' | 'ne' | 'co' | 'sw' | 'ew' | 'gt' | 'ge' | 'lt' | 'le' | 'pr';
+export type FilterValue = string | number | boolean | null;
+
+/** Member attributes a filter may name; `profile` paths reach the source-kept profile. */
+export type MemberAttribute =
+  | 'id'
+  | 'email'
+  | 'externalId'
+  | 'active'
+  | 'createdAt'
+  | 'updatedAt'
+  | { profile: string[] };
+
+export type GroupAttribute = 'id' | 'name' | 'externalId' | 'member' | 'createdAt' | 'updatedAt';
+
+export type Filter<A> =
+  | { and: Filter<A>[] }
+  | { or: Filter<A>[] }
+  | { not: Filter<A> }
+  | { attribute: A; op: FilterOperator; value?: FilterValue };
+
+/** Raised for a filter the engine cannot answer; SCIM renders it as `invalidFilter`. */
+export class FilterInvalid extends InvalidInput {
+  constructor(message: string) {
+    super(message);
+  }
+  override readonly code = 'filter.invalid';
+}
+
+export interface Page {
+  /** 0-based offset. */
+  offset: number;
+  limit: number;
+}
+
+export interface SearchResult<T> {
+  total: number;
+  items: T[];
+}
+
+const escapeLike = (value: string) => value.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/** Compiles one comparison on a text expression; `caseExact` false compares lower-cased. */
+function compareText(column: SQL, op: FilterOperator, value: FilterValue | undefined, caseExact: boolean): SQL {
+  if (op === 'pr') return and(isNotNull(column), ne(column, sql`''`))!;
+  if (value === null) {
+    if (op === 'eq') return isNull(column);
+    if (op === 'ne') return isNotNull(column);
+    throw new FilterInvalid(`${op} does not take null`);
+  }
+  if (typeof value !== 'string') throw new FilterInvalid(`${op} needs a string value here`);
+  const left = caseExact ? column : sql`lower(${column})`;
+  const right = caseExact ? value : value.toLowerCase();
+  switch (op) {
+    case 'eq':
+      return eq(left, right);
+    case 'ne':
+      return sql`(${column} is null or ${ne(left, right)})`;
+    case 'co':
+      return sql`${left} like ${`%${escapeLike(right)}%`}`;
+    case 'sw':
+      return sql`${left} like ${`${escapeLike(right)}%`}`;
+    case 'ew':
+      return sql`${left} like ${`%${escapeLike(right)}`}`;
+    case 'gt':
+      return gt(left, right);
+    case 'ge':
+      return gte(left, right);
+    case 'lt':
+      return lt(left, right);
+    case 'le':
+      return lte(left, right);
+  }
+}
+
+function compareDate(column: AnyPgColumn, op: FilterOperator, value: FilterValue | undefined): SQL {
+  if (op === 'pr') return isNotNull(column);
+  const date = typeof value === 'string' ? new Date(value) : undefined;
+  if (!date || Number.isNaN(date.getTime())) throw new FilterInvalid('A date attribute needs an ISO 8601 date value');
+  const ops = { eq, ne, gt, ge: gte, lt, le: lte } as const;
+  if (!(op in ops)) throw new FilterInvalid(`${op} does not apply to dates`);
+  return ops[op as keyof typeof ops](column, date);
+}
+
+function compareId(column: AnyPgColumn, op: FilterOperator, value: FilterValue | undefined): SQL {
+  if (op === 'pr') return sql`true`;
+  if (op !== 'eq' && op !== 'ne') throw new FilterInvalid(`${op} does not apply to id`);
+  if (typeof value !== 'string') throw new FilterInvalid('id needs a string value');
+  // An id that cannot exist matches nothing (eq) or everything (ne), without a query error.
+  if (!isId(value)) return op === 'eq' ? sql`false` : sql`true`;
+  return op === 'eq' ? eq(column, value) : ne(column, value);
+}
+
+function asBoolean(value: FilterValue | undefined): boolean {
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'string' && /^(true|false)$/i.test(value)) return value.toLowerCase() === 'true';
+  throw new FilterInvalid('A boolean attribute needs true or false');
+}
+
+function compileTree<A>(filter: Filter<A>, leaf: (attribute: A, op: FilterOperator, value: FilterValue | undefined) => SQL): SQL {
+  if ('and' in filter) return and(...filter.and.map((f) => compileTree(f, leaf)))!;
+  if ('or' in filter) return or(...filter.or.map((f) => compileTree(f, leaf)))!;
+  if ('not' in filter) return not(compileTree(filter.not, leaf));
+  return leaf(filter.attribute, filter.op, filter.value);
+}
+
+const m = schema.members;
+
+function memberLeaf(attribute: MemberAttribute, op: FilterOperator, value: FilterValue | undefined): SQL {
+  if (typeof attribute === 'object') {
+    const path = `{${attribute.profile.map((p) => p.replace(/[{},"\\]/g, '')).join(',')}}`;
+    return compareText(sql`(${m.profile} #>> ${path})`, op, value, false);
+  }
+  switch (attribute) {
+    case 'id':
+      return compareId(m.id, op, value);
+    case 'email':
+      // Matches the expression of the unique index members_org_email_key, so `eq` is an index lookup.
+      return compareText(sql`${m.email}`, op, value, false);
+    case 'externalId':
+      return compareText(sql`${m.externalId}`, op, value, true);
+    case 'active': {
+      if (op === 'pr') return sql`true`;
+      if (op !== 'eq' && op !== 'ne') throw new FilterInvalid(`${op} does not apply to active`);
+      const active = asBoolean(value) === (op === 'eq');
+      return active ? ne(m.status, 'revoked') : eq(m.status, 'revoked');
+    }
+    case 'createdAt':
+      return compareDate(m.createdAt, op, value);
+    case 'updatedAt':
+      return compareDate(m.updatedAt, op, value);
+  }
+}
+
+/** Members of one organization matching `filter`, in creation order, one page and the total. */
+export async function searchMembers(
+  db: Db,
+  organizationId: string,
+  filter: Filter<MemberAttribute> | undefined,
+  page: Page,
+): Promise<SearchResult<Member>> {
+  const where = and(eq(m.organizationId, organizationId), filter ? compileTree(filter, memberLeaf) : undefined);
+  const [totalRow] = await db.select({ n: count() }).from(m).where(where);
+  const total = totalRow?.n ?? 0;
+  if (page.limit <= 0 || page.offset >= total) return { total, items: [] };
+  const rows = await db.select().from(m).where(where).orderBy(asc(m.createdAt), asc(m.id)).offset(page.offset).limit(page.limit);
+  return { total, items: rows.map(renderMember) };
+}
+
+const g = schema.groups;
+
+function groupLeaf(attribute: GroupAttribute, op: FilterOperator, value: FilterValue | undefined): SQL {
+  switch (attribute) {
+    case 'id':
+      return compareId(g.id, op, value);
+    case 'name':
+      return compareText(sql`${g.name}`, op, value, false);
+    case 'externalId':
+      return compareText(sql`${g.externalId}`, op, value, true);
+    case 'member': {
+      const gm = schema.groupMembers;
+      const members = (condition: SQL | undefined) =>
+        exists(
+          sql`(select 1 from ${gm} where ${and(eq(gm.groupId, g.id), condition)})`,
+        );
+      if (op === 'pr') return members(undefined);
+      if (op !== 'eq' || typeof value !== 'string') throw new FilterInvalid('members.value supports eq with an id');
+      return isId(value) ? members(eq(gm.memberId, value)) : sql`false`;
+    }
+    case 'createdAt':
+      return compareDate(g.createdAt, op, value);
+    case 'updatedAt':
+      return compareDate(g.updatedAt, op, value);
+  }
+}
+
+export interface GroupSummary {
+  id: string;
+  organizationId: string;
+  name: string;
+  externalId: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Groups of one organization matching `filter`, in creation order, one page and the total. */
+export async function searchGroups(
+  db: Db,
+  organizationId: string,
+  filter: Filter<GroupAttribute> | undefined,
+  page: Page,
+): Promise<SearchResult<GroupSummary>> {
+  const where = and(eq(g.organizationId, organizationId), filter ? compileTree(filter, groupLeaf) : undefined);
+  const [totalRow] = await db.select({ n: count() }).from(g).where(where);
+  const total = totalRow?.n ?? 0;
+  if (page.limit <= 0 || page.offset >= total) return { total, items: [] };
+  const rows = await db.select().from(g).where(where).orderBy(asc(g.createdAt), asc(g.id)).offset(page.offset).limit(page.limit);
+  return {
+    total,
+    items: rows.map((row) => ({
+      id: row.id,
+      organizationId: row.organizationId,
+      name: row.name,
+      externalId: row.externalId,
+      createdAt: row.createdAt.toISOString(),
+      updatedAt: row.updatedAt.toISOString(),
+    })),
+  };
+}
+
+/** The members (id and email) of each of `groupIds`, for rendering a page of groups at once. */
+export async function membersOfGroups(db: Db, organizationId: string, groupIds: string[]) {
+  if (groupIds.length === 0) return new Map<string, { id: string; email: string }[]>();
+  const gm = schema.groupMembers;
+  const rows = await db
+    .select({ groupId: gm.groupId, id: m.id, email: m.email })
+    .from(gm)
+    .innerJoin(m, eq(m.id, gm.memberId))
+    .where(and(eq(gm.organizationId, organizationId), sql`${gm.groupId} in ${groupIds}`))
+    .orderBy(asc(m.createdAt), asc(m.id));
+  const byGroup = new Map<string, { id: string; email: string }[]>();
+  for (const row of rows) {
+    const list = byGroup.get(row.groupId) ?? [];
+    list.push({ id: row.id, email: row.email });
+    byGroup.set(row.groupId, list);
+  }
+  return byGroup;
+}
+
+/** The groups (id and name) of each of `memberIds`. */
+export async function groupsOfMembers(db: Db, organizationId: string, memberIds: string[]) {
+  if (memberIds.length === 0) return new Map<string, { id: string; name: string }[]>();
+  const gm = schema.groupMembers;
+  const rows = await db
+    .select({ memberId: gm.memberId, id: g.id, name: g.name })
+    .from(gm)
+    .innerJoin(g, eq(g.id, gm.groupId))
+    .where(and(eq(gm.organizationId, organizationId), sql`${gm.memberId} in ${memberIds}`));
+  const byMember = new Map<string, { id: string; name: string }[]>();
+  for (const row of rows) {
+    const list = byMember.get(row.memberId) ?? [];
+    list.push({ id: row.id, name: row.name });
+    byMember.set(row.memberId, list);
+  }
+  return byMember;
+}

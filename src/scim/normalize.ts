@@ -1,0 +1,129 @@
+/**
+ * What IdPs really send, made into what RFC 7643/7644 (and scimmy) expect. Each rule cites the
+ * quirk in docs/idp-behaviour.md.
+ */
+import { ScimError } from './errors.js';
+import { CORE_GROUP, CORE_USER, ENTERPRISE_USER, GROUP_ATTRIBUTES, USER_ATTRIBUTES } from './schemas.js';
+
+type Json = Record<string, unknown>;
+
+/** OneLogin templates use legacy URNs (idp-behaviour.md, OneLogin). */
+const LEGACY_URNS: Record<string, string> = {
+  'urn:scim:schemas:core:2.0': 'core',
+  'urn:scim:schemas:core:1.0': 'core',
+  'urn:scim:schemas:extension:enterprise:2.0': ENTERPRISE_USER,
+  'urn:scim:schemas:extension:enterprise:1.0': ENTERPRISE_USER,
+};
+
+/** Read-only or write-only attributes an IdP sends back and we must ignore (Okta PUT sends id, meta, groups, password). */
+const IGNORED = new Set(['id', 'meta', 'groups', 'password', 'schemas']);
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Entra sends `"False"`, OneLogin `"true"`: booleans as strings (idp-behaviour.md). */
+export function coerceBoolean(value: unknown): unknown {
+  if (typeof value === 'string' && /^(true|false)$/i.test(value)) return value.toLowerCase() === 'true';
+  return value;
+}
+
+/** Drops nulls (unassigned, RFC 7643 §2.5) and coerces string booleans of `active`/`primary`, recursively. */
+function clean(value: unknown, key = ''): unknown {
+  if (Array.isArray(value)) return value.filter((v) => v !== null).map((v) => clean(v));
+  if (isObject(value)) {
+    const out: Json = {};
+    for (const [k, v] of Object.entries(value)) {
+      if (v === null) continue;
+      out[k] = clean(v, k);
+    }
+    return out;
+  }
+  return key === 'active' || key === 'primary' ? coerceBoolean(value) : value;
+}
+
+/**
+ * A User or Group body as scimmy's schema accepts it: canonical schema URNs, legacy URN keys
+ * renamed, `emails` as an object wrapped, a bare-string manager wrapped, read-only attributes and
+ * unknown extension URNs dropped. Unknown core attributes are refused (`invalidSyntax`).
+ */
+export function normalizeResource(kind: 'User' | 'Group', body: unknown): Json {
+  if (!isObject(body)) throw new ScimError(400, 'invalidSyntax', `The request body must be a ${kind} object`);
+  const core = kind === 'User' ? CORE_USER : CORE_GROUP;
+  const known = kind === 'User' ? USER_ATTRIBUTES : GROUP_ATTRIBUTES;
+  const out: Json = {};
+  for (const [rawKey, rawValue] of Object.entries(clean(body) as Json)) {
+    const key = LEGACY_URNS[rawKey] === ENTERPRISE_USER ? ENTERPRISE_USER : rawKey;
+    if (IGNORED.has(key)) continue;
+    if (LEGACY_URNS[key] === 'core' || key === core) {
+      // A core-URN-wrapped body: lift its attributes to the top.
+      if (isObject(rawValue)) Object.assign(out, normalizeResource(kind, rawValue));
+      continue;
+    }
+    if (key.startsWith('urn:')) {
+      if (kind === 'User' && key === ENTERPRISE_USER && isObject(rawValue)) out[key] = normalizeEnterprise(rawValue);
+      // Other extensions (IdP-specific) are not ours to keep.
+      continue;
+    }
+    if (!known.has(key.toLowerCase())) {
+      throw new ScimError(400, 'invalidSyntax', `Unknown attribute ${key} for a ${kind}`);
+    }
+    out[key] = key === 'emails' && isObject(rawValue) ? [rawValue] : rawValue;
+  }
+  out.schemas = out[ENTERPRISE_USER] ? [core, ENTERPRISE_USER] : [core];
+  return out;
+}
+
+/** Entra sends the manager as a bare id string (idp-behaviour.md, Entra). */
+function normalizeEnterprise(value: Json): Json {
+  const manager = value.manager;
+  return typeof manager === 'string' ? { ...value, manager: { value: manager } } : value;
+}
+
+export interface PatchOperation {
+  op: 'add' | 'remove' | 'replace';
+  path?: string;
+  value?: unknown;
+}
+
+/**
+ * A PatchOp body with op names lower-cased (Entra sends `Replace`), string booleans coerced,
+ * a bare-string manager wrapped, and read-only attributes dropped from no-path values (Okta sends
+ * `id` in a rename). Legacy enterprise URNs in paths are made canonical.
+ */
+export function normalizePatch(body: unknown): PatchOperation[] {
+  if (!isObject(body) || !Array.isArray(body.Operations) && !Array.isArray(body.operations)) {
+    throw new ScimError(400, 'invalidSyntax', 'A PatchOp body needs an Operations array');
+  }
+  const operations = (body.Operations ?? body.operations) as unknown[];
+  if (operations.length === 0) throw new ScimError(400, 'invalidSyntax', 'Operations must not be empty');
+  if (operations.length > 1000) throw new ScimError(400, 'tooMany', 'At most 1000 operations per request');
+  return operations.map((raw, index) => {
+    if (!isObject(raw) || typeof raw.op !== 'string') {
+      throw new ScimError(400, 'invalidSyntax', `Operation ${index + 1} needs an op`);
+    }
+    const op = raw.op.toLowerCase();
+    if (op !== 'add' && op !== 'remove' && op !== 'replace') {
+      throw new ScimError(400, 'invalidSyntax', `Operation ${index + 1} has an unknown op ${raw.op}`);
+    }
+    let path = typeof raw.path === 'string' && raw.path.trim() !== '' ? raw.path.trim() : undefined;
+    for (const [legacy, canonical] of Object.entries(LEGACY_URNS)) {
+      if (canonical !== 'core' && path?.startsWith(`${legacy}:`)) path = `${canonical}${path.slice(legacy.length)}`;
+    }
+    let value = raw.value;
+    if (path === undefined && isObject(value)) {
+      value = Object.fromEntries(
+        Object.entries(clean(value) as Json)
+          .filter(([k]) => !IGNORED.has(k))
+          .map(([k, v]) => [k, k === ENTERPRISE_USER && isObject(v) ? normalizeEnterprise(v) : k.endsWith(':manager') && typeof v === 'string' ? { value: v } : v]),
+      );
+    } else if (path !== undefined) {
+      const last = path.split(/[.:]/).at(-1)?.replace(/\[.*$/, '').toLowerCase();
+      if (last === 'active' || last === 'primary') value = coerceBoolean(value);
+      else if (last === 'manager' && typeof value === 'string') value = { value };
+      else if (value !== null && value !== undefined) value = clean(value);
+    }
+    const operation: PatchOperation = { op };
+    if (path !== undefined) operation.path = path;
+    if (value !== undefined && value !== null) operation.value = value;
+    return operation;
+  });
+}

@@ -1,0 +1,332 @@
+/**
+ * `/scim/v2/:organizationId/…`: our own express routes over scimmy's schemas, filter parser,
+ * PatchOp and error messages. scimmy-routers is not used: it sets a process-wide basepath per
+ * request (another tenant's meta.location under concurrency), mutates `req.query` (ignored on
+ * Express 5), and re-slices pages the database already paged. Filtering and paging happen in SQL.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Engine, OrganizationHandle } from '../membership/index.js';
+import { renderScimError, ScimError } from './errors.js';
+import { parseGroupFilter, parseUserFilter } from './filter.js';
+import {
+  createGroup,
+  createUser,
+  loadGroup,
+  loadUser,
+  patchGroup,
+  patchUser,
+  renderGroup,
+  renderUser,
+  replaceGroup,
+  replaceUser,
+} from './resources.js';
+import { CORE_GROUP, CORE_USER, LIST_RESPONSE, MAX_RESULTS, resourceTypes, schemaDocuments, serviceProviderConfig } from './schemas.js';
+
+type Json = Record<string, unknown>;
+
+export interface ScimRouterOptions {
+  engine: Engine;
+  publicUrl: string;
+  bodyLimit: string;
+}
+
+interface Locals {
+  org: OrganizationHandle;
+  baseUrl: string;
+}
+
+const SCIM_JSON = 'application/scim+json; charset=utf-8';
+
+export function createScimRouter(options: ScimRouterOptions) {
+  const router = express.Router({ mergeParams: true });
+  router.use(express.json({ limit: options.bodyLimit, type: ['application/scim+json', 'application/json'] }));
+  router.use(authenticate(options));
+
+  const locals = (res: Response) => res.locals as Locals;
+  const send = (res: Response, status: number, body?: unknown) => {
+    if (body === undefined) return void res.status(status).end();
+    res.status(status).type(SCIM_JSON).send(JSON.stringify(body));
+  };
+  const route =
+    (work: (req: Request, res: Response, l: Locals) => Promise<void>) =>
+    (req: Request, res: Response, next: NextFunction) =>
+      work(req, res, locals(res)).catch(next);
+  const requireBody = (req: Request) => {
+    if (!req.is(['application/scim+json', 'application/json'])) {
+      throw new ScimError(415, undefined, 'Send application/scim+json');
+    }
+  };
+
+  router.get(
+    '/ServiceProviderConfig',
+    route(async (_req, res, l) => send(res, 200, serviceProviderConfig(l.baseUrl))),
+  );
+  router.get(
+    '/ResourceTypes',
+    route(async (_req, res, l) => send(res, 200, listResponse(resourceTypes(l.baseUrl), 2, 1))),
+  );
+  router.get(
+    '/ResourceTypes/:id',
+    route(async (req, res, l) => {
+      const found = resourceTypes(l.baseUrl).find((t) => t.id === req.params.id);
+      if (!found) throw new ScimError(404, undefined, 'Resource type not found');
+      send(res, 200, found);
+    }),
+  );
+  router.get(
+    '/Schemas',
+    route(async (_req, res, l) => send(res, 200, listResponse(schemaDocuments(l.baseUrl), 3, 1))),
+  );
+  router.get(
+    '/Schemas/:id',
+    route(async (req, res, l) => {
+      const found = schemaDocuments(l.baseUrl).find((s) => s.id === req.params.id);
+      if (!found) throw new ScimError(404, undefined, 'Schema not found');
+      send(res, 200, found);
+    }),
+  );
+
+  router.get(
+    '/Users',
+    route(async (req, res, l) => {
+      const query = readListQuery(req);
+      const filter = query.filter ? parseUserFilter(query.filter) : undefined;
+      const result = await l.org.searchMembers(filter, { offset: query.startIndex - 1, limit: query.count });
+      const groups = wants(query, 'groups') ? await l.org.groupsOfMembers(result.items.map((m) => m.id)) : new Map();
+      const resources = result.items.map((m) => project(renderUser(m, groups.get(m.id) ?? [], l.baseUrl), query, CORE_USER));
+      send(res, 200, listResponse(resources, result.total, query.startIndex));
+    }),
+  );
+  router.post(
+    '/Users',
+    route(async (req, res, l) => {
+      requireBody(req);
+      const user = await createUser(l.org, req.body, l.baseUrl);
+      res.setHeader('Location', (user.meta as Json).location as string);
+      send(res, 201, project(user, readListQuery(req), CORE_USER));
+    }),
+  );
+  router.get(
+    '/Users/:id',
+    route(async (req, res, l) => send(res, 200, project(await loadUser(l.org, req.params.id!, l.baseUrl), readListQuery(req), CORE_USER))),
+  );
+  router.put(
+    '/Users/:id',
+    route(async (req, res, l) => {
+      requireBody(req);
+      send(res, 200, project(await replaceUser(l.org, req.params.id!, req.body, l.baseUrl), readListQuery(req), CORE_USER));
+    }),
+  );
+  router.patch(
+    '/Users/:id',
+    route(async (req, res, l) => {
+      requireBody(req);
+      send(res, 200, project(await patchUser(l.org, req.params.id!, req.body, l.baseUrl), readListQuery(req), CORE_USER));
+    }),
+  );
+  router.delete(
+    '/Users/:id',
+    route(async (req, res, l) => {
+      await l.org.removeMember(req.params.id!);
+      send(res, 204);
+    }),
+  );
+
+  router.get(
+    '/Groups',
+    route(async (req, res, l) => {
+      const query = readListQuery(req);
+      const filter = query.filter ? parseGroupFilter(query.filter) : undefined;
+      const result = await l.org.searchGroups(filter, { offset: query.startIndex - 1, limit: query.count });
+      // Entra asks with excludedAttributes=members: then no membership is read at all.
+      const members = wants(query, 'members') ? await l.org.membersOfGroups(result.items.map((g) => g.id)) : undefined;
+      const resources = result.items.map((g) =>
+        project(renderGroup(g, members ? (members.get(g.id) ?? []) : undefined, l.baseUrl), query, CORE_GROUP),
+      );
+      send(res, 200, listResponse(resources, result.total, query.startIndex));
+    }),
+  );
+  router.post(
+    '/Groups',
+    route(async (req, res, l) => {
+      requireBody(req);
+      const group = await createGroup(l.org, req.body, l.baseUrl);
+      res.setHeader('Location', (group.meta as Json).location as string);
+      send(res, 201, project(group, readListQuery(req), CORE_GROUP));
+    }),
+  );
+  router.get(
+    '/Groups/:id',
+    route(async (req, res, l) => {
+      const query = readListQuery(req);
+      send(res, 200, project(await loadGroup(l.org, req.params.id!, l.baseUrl, wants(query, 'members')), query, CORE_GROUP));
+    }),
+  );
+  router.put(
+    '/Groups/:id',
+    route(async (req, res, l) => {
+      requireBody(req);
+      send(res, 200, project(await replaceGroup(l.org, req.params.id!, req.body, l.baseUrl), readListQuery(req), CORE_GROUP));
+    }),
+  );
+  router.patch(
+    '/Groups/:id',
+    route(async (req, res, l) => {
+      requireBody(req);
+      await patchGroup(l.org, req.params.id!, req.body);
+      // 204 is what Entra prefers for group PATCH (idp-behaviour.md); a client asking for attributes gets the group.
+      const query = readListQuery(req);
+      if (query.attributes.length > 0) return send(res, 200, project(await loadGroup(l.org, req.params.id!, l.baseUrl), query, CORE_GROUP));
+      send(res, 204);
+    }),
+  );
+  router.delete(
+    '/Groups/:id',
+    route(async (req, res, l) => {
+      await l.org.deleteGroup(req.params.id!);
+      send(res, 204);
+    }),
+  );
+
+  router.use((req, res) => {
+    sendError(res, new ScimError(404, undefined, `No SCIM endpoint ${req.method} ${req.path}`));
+  });
+  router.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const body = error as { type?: string };
+    if (body.type === 'entity.parse.failed') return sendError(res, new ScimError(400, 'invalidSyntax', 'The body is not valid JSON'));
+    if (body.type === 'entity.too.large') return sendError(res, new ScimError(413, undefined, 'The body is too large'));
+    if (body.type === 'charset.unsupported' || body.type === 'encoding.unsupported') {
+      return sendError(res, new ScimError(415, undefined, 'Unsupported encoding'));
+    }
+    if (renderScimError(error)) return sendError(res, error);
+    req.log?.error({ err: error }, 'unhandled SCIM error');
+    sendError(res, new ScimError(500, undefined, `Something went wrong; quote request id ${String(req.id)} when reporting it`));
+  });
+  return router;
+}
+
+function sendError(res: Response, error: unknown): void {
+  const rendered = renderScimError(error)!;
+  if (rendered.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
+  res.status(rendered.status).type(SCIM_JSON).send(JSON.stringify(rendered.body));
+}
+
+/** Resolves the organization from the path and its SCIM key; nothing else is ever in scope. */
+function authenticate(options: ScimRouterOptions) {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      const organizationId = req.params.organizationId!;
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+      if (!match) throw new ScimError(401, undefined, 'A SCIM bearer key is required');
+      const org = await options.engine.organizationByScimKey(organizationId, match[1]!);
+      res.locals.org = org;
+      res.locals.baseUrl = `${options.publicUrl}/scim/v2/${organizationId}`;
+      next();
+    } catch (error) {
+      sendError(res, error);
+    }
+  };
+}
+
+interface ListQuery {
+  filter: string | undefined;
+  startIndex: number;
+  count: number;
+  attributes: string[];
+  excludedAttributes: string[];
+}
+
+/** RFC 7644 §3.4.2.4: startIndex below 1 is 1; count below 0 is 0; counts above our maximum are capped. */
+function readListQuery(req: Request): ListQuery {
+  const one = (name: string): string | undefined => {
+    const value = req.query[name];
+    if (Array.isArray(value)) throw new ScimError(400, 'invalidValue', `${name} is given more than once`);
+    return typeof value === 'string' ? value : undefined;
+  };
+  const integer = (name: string, fallback: number) => {
+    const raw = one(name);
+    if (raw === undefined || raw === '') return fallback;
+    if (!/^-?\d+$/.test(raw.trim())) throw new ScimError(400, 'invalidValue', `${name} must be an integer`);
+    return Number.parseInt(raw, 10);
+  };
+  const list = (name: string) =>
+    (one(name) ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const filter = one('filter')?.trim();
+  return {
+    filter: filter || undefined,
+    startIndex: Math.max(1, integer('startIndex', 1)),
+    count: Math.min(MAX_RESULTS, Math.max(0, integer('count', 100))),
+    attributes: list('attributes'),
+    excludedAttributes: list('excludedAttributes'),
+  };
+}
+
+function listResponse(resources: unknown[], total: number, startIndex: number) {
+  return { schemas: [LIST_RESPONSE], totalResults: total, startIndex, itemsPerPage: resources.length, Resources: resources };
+}
+
+const attributeName = (name: string, core: string) => {
+  const lower = name.toLowerCase();
+  const prefix = `${core.toLowerCase()}:`;
+  return lower.startsWith(prefix) ? lower.slice(prefix.length) : lower;
+};
+
+/** Whether the response needs top-level `attribute` (so expensive joins can be skipped). */
+function wants(query: ListQuery, attribute: string): boolean {
+  const a = attribute.toLowerCase();
+  if (query.attributes.length > 0) return query.attributes.some((n) => n.toLowerCase().replace(/^.*:/, '').split('.')[0] === a);
+  return !query.excludedAttributes.some((n) => n.toLowerCase().replace(/^.*:/, '') === a);
+}
+
+/**
+ * `attributes` / `excludedAttributes` (RFC 7644 §3.9): `id` and `schemas` are always returned;
+ * sub-attributes (`name.givenName`) and extension attributes by full URN are understood.
+ */
+function project(doc: Json, query: ListQuery, core: string): Json {
+  if (query.attributes.length > 0) {
+    const out: Json = { schemas: doc.schemas, id: doc.id };
+    for (const requested of query.attributes.map((n) => attributeName(n, core))) {
+      const [top, sub] = splitAttribute(requested);
+      const key = Object.keys(doc).find((k) => k.toLowerCase() === top);
+      if (!key) continue;
+      if (sub === undefined) {
+        out[key] = doc[key];
+      } else if (doc[key] && typeof doc[key] === 'object' && !Array.isArray(doc[key])) {
+        const source = doc[key] as Json;
+        const subKey = Object.keys(source).find((k) => k.toLowerCase() === sub);
+        if (subKey) out[key] = { ...((out[key] as Json | undefined) ?? {}), [subKey]: source[subKey] };
+      }
+    }
+    return out;
+  }
+  if (query.excludedAttributes.length > 0) {
+    const out: Json = { ...doc };
+    for (const excluded of query.excludedAttributes.map((n) => attributeName(n, core))) {
+      const [top, sub] = splitAttribute(excluded);
+      const key = Object.keys(out).find((k) => k.toLowerCase() === top);
+      if (!key || key === 'id' || key === 'schemas') continue;
+      if (sub === undefined) delete out[key];
+      else if (out[key] && typeof out[key] === 'object' && !Array.isArray(out[key])) {
+        const copy = { ...(out[key] as Json) };
+        const subKey = Object.keys(copy).find((k) => k.toLowerCase() === sub);
+        if (subKey) delete copy[subKey];
+        out[key] = copy;
+      }
+    }
+    return out;
+  }
+  return doc;
+}
+
+/** Splits `urn:…:User:manager` or `name.givenName` into its top-level key and sub-attribute. */
+function splitAttribute(name: string): [string, string | undefined] {
+  if (name.startsWith('urn:')) {
+    const colon = name.lastIndexOf(':');
+    return [name.slice(0, colon), name.slice(colon + 1).split('.')[0]];
+  }
+  const [top, sub] = name.split('.');
+  return [top!, sub];
+}
