@@ -98,6 +98,11 @@ export const organizations = pgTable(
     billingEmail: text('billing_email'),
     plan: text('plan').notNull(),
     seats: integer('seats').notNull(),
+    /**
+     * Seats in use (invited, accepted and confirmed members), kept by the engine under the
+     * organization row lock so a seat check never counts the members.
+     */
+    seatsUsed: integer('seats_used').notNull().default(0),
     status: text('status').notNull(),
     enabled: boolean('enabled').notNull().default(true),
     createdAt: createdAt(),

@@ -226,9 +226,13 @@ function organizationHandle(deps: EngineDeps, organizationId: OrganizationId, ca
       run((tx) => policies.putPolicy(tx, organizationId, caller, input)),
 
     /** Members matching a filter, one page in creation order, with the total (SCIM). */
-    searchMembers: (filter: search.Filter<search.MemberAttribute> | undefined, page: search.Page) => {
+    searchMembers: (
+      filter: search.Filter<search.MemberAttribute> | undefined,
+      page: search.Page,
+      options: { withGroups?: boolean } = {},
+    ) => {
       readable();
-      return search.searchMembers(db, organizationId, filter, page);
+      return search.searchMembers(db, organizationId, filter, page, options);
     },
     searchGroups: (filter: search.Filter<search.GroupAttribute> | undefined, page: search.Page) => {
       readable();

@@ -175,7 +175,10 @@ export async function changeGroupMembers(
   change: { add?: string[] | undefined; remove?: string[] | undefined },
 ): Promise<void> {
   requirePermission(caller, 'manageGroups');
-  // Membership rows need no organization lock: each add or remove is one atomic statement.
+  // Membership rows need no exclusive lock: each add or remove is one atomic statement. The shared
+  // lock still refuses a disabled organization, as every other change does.
+  const org = await lockOrganization(tx, organizationId, 'share');
+  requireFeature(org.plan, 'groups');
   const group = await loadGroupRow(tx.db, organizationId, groupId);
   if (change.add?.length) {
     await requireOwnIds(tx, organizationId, schema.members, change.add, 'member');

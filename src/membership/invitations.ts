@@ -12,7 +12,10 @@ export const INVITATION_TTL_MS = 120 * 3_600_000;
 export type InvitationKind = 'providerSetup' | 'providerUser' | 'member';
 export type InvitationRow = typeof schema.invitations.$inferSelect;
 
-/** Issues a new token for one invitee, replacing any earlier unused token of the same target. */
+/**
+ * Issues a token for one invitee, replacing any earlier unused token of the same target (a
+ * `fresh` target has none). Returns the token, which only the mail carries.
+ */
 export async function issueInvitation(
   tx: Tx,
   target: {
@@ -23,13 +26,14 @@ export async function issueInvitation(
     organizationId?: string | undefined;
     memberId?: string | undefined;
   },
+  options: { token?: string; fresh?: boolean } = {},
 ): Promise<string> {
   const i = schema.invitations;
-  if (target.memberId) await tx.db.delete(i).where(and(eq(i.memberId, target.memberId), isNull(i.usedAt)));
-  if (target.providerUserId) {
+  if (!options.fresh && target.memberId) await tx.db.delete(i).where(and(eq(i.memberId, target.memberId), isNull(i.usedAt)));
+  if (!options.fresh && target.providerUserId) {
     await tx.db.delete(i).where(and(eq(i.providerUserId, target.providerUserId), isNull(i.usedAt)));
   }
-  const token = generateSecret('inv');
+  const token = options.token ?? generateSecret('inv');
   await tx.db.insert(i).values({
     id: newId(),
     kind: target.kind,

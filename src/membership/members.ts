@@ -11,6 +11,7 @@ import { recordEvent } from './events.js';
 import { isId, type OrganizationId } from './ids.js';
 import { issueInvitation } from './invitations.js';
 import { enqueueMail, mails, tokenLink } from './mail.js';
+import { generateSecret } from './secrets.js';
 import {
   checkMemberManagement,
   MEMBER_STATUS_CODES,
@@ -23,6 +24,7 @@ import {
   type Role,
 } from './members.rules.js';
 import {
+  adjustSeats,
   lockOrganization,
   lowerEmail,
   requireAnotherConfirmedOwner,
@@ -130,59 +132,71 @@ export async function inviteMembers(
   await requireOwnIds(tx, org.id, schema.collections, (input.collections ?? []).map((c) => c.id), 'collection');
 
   const m = schema.members;
-  const existing = await tx.db
-    .select({ email: m.email })
-    .from(m)
-    .where(and(eq(m.organizationId, org.id), inArray(lowerEmail, emails)));
-  const present = new Set(existing.map((r) => r.email.toLowerCase()));
-  if (present.size > 0 && input.onExisting === 'conflict') {
-    throw new Conflict(MEMBER_CONFLICTS.members_org_email_key);
-  }
+  // A single provisioned email that must be new (SCIM) needs no look-up: the unique index answers.
+  const present =
+    input.onExisting === 'conflict' && emails.length === 1
+      ? new Set<string>()
+      : new Set(
+          (
+            await tx.db
+              .select({ email: m.email })
+              .from(m)
+              .where(and(eq(m.organizationId, org.id), inArray(lowerEmail, emails)))
+          ).map((r) => r.email.toLowerCase()),
+        );
+  if (present.size > 0 && input.onExisting === 'conflict') throw new Conflict(MEMBER_CONFLICTS.members_org_email_key);
   const fresh = emails.filter((e) => !present.has(e));
-  await requireSeats(tx, org, fresh.length);
+  requireSeats(org, fresh.length);
   if (fresh.length === 0) return { invited: [], skipped: emails };
 
   const permissions = normalizePermissions(input.role, input.permissions);
+  const insert = tx.db
+    .insert(m)
+    .values(
+      fresh.map((email) => ({
+        organizationId: org.id,
+        id: newId(),
+        email,
+        name: input.name ?? null,
+        externalId: input.externalId ?? null,
+        profile: input.profile ?? null,
+        role: input.role,
+        permissions,
+        status: 'invited',
+        createdAt: tx.now,
+        updatedAt: tx.now,
+      })),
+    )
+    .returning();
   const inserted = await translateConflicts(
-    () =>
-      tx.db
-        .insert(m)
-        .values(
-          fresh.map((email) => ({
-            organizationId: org.id,
-            id: newId(),
-            email,
-            name: input.name ?? null,
-            externalId: input.externalId ?? null,
-            profile: input.profile ?? null,
-            role: input.role,
-            permissions,
-            status: 'invited',
-            createdAt: tx.now,
-            updatedAt: tx.now,
-          })),
-        )
-        .returning(),
+    () => (input.onExisting === 'conflict' ? insert : insert.onConflictDoNothing()),
     MEMBER_CONFLICTS,
   );
-  for (const row of inserted) {
-    await replaceMemberGroups(tx, org.id, row.id, input.groups ?? []);
-    await replaceMemberCollections(tx, org.id, row.id, input.collections ?? []);
-    await sendMemberInvitation(tx, org, row);
-    await recordEvent(tx, { type: 'member.invited', actor: caller.actor, organizationId: org.id, memberId: row.id });
-  }
+  // Independent writes of the new members, issued together (postgres.js pipelines them on the transaction's connection).
+  await Promise.all([
+    adjustSeats(tx, org, inserted.length),
+    ...inserted.flatMap((row) => [
+      input.groups?.length ? replaceMemberGroups(tx, org.id, row.id, input.groups) : undefined,
+      input.collections?.length ? replaceMemberCollections(tx, org.id, row.id, input.collections) : undefined,
+      sendMemberInvitation(tx, org, row, { fresh: true }),
+      recordEvent(tx, { type: 'member.invited', actor: caller.actor, organizationId: org.id, memberId: row.id }),
+    ]),
+  ]);
   const invitedEmails = new Set(inserted.map((r) => r.email));
   return { invited: inserted.map(renderMember), skipped: emails.filter((e) => !invitedEmails.has(e)) };
 }
 
-async function sendMemberInvitation(tx: Tx, org: OrganizationRow, member: MemberRow): Promise<void> {
-  const token = await issueInvitation(tx, {
-    kind: 'member',
-    email: member.email,
-    organizationId: org.id,
-    memberId: member.id,
-  });
-  await enqueueMail(tx, mails.memberInvitation(member.email, org.name, tokenLink(tx.deps.publicUrl, 'accept', token)));
+async function sendMemberInvitation(
+  tx: Tx,
+  org: OrganizationRow,
+  member: MemberRow,
+  options: { fresh?: boolean } = {},
+): Promise<void> {
+  const token = generateSecret('inv');
+  await Promise.all([
+    issueInvitation(tx, { kind: 'member', email: member.email, organizationId: org.id, memberId: member.id }, { token, ...options }),
+    enqueueMail(tx, mails.memberInvitation(member.email, org.name, tokenLink(tx.deps.publicUrl, 'accept', token))),
+  ]);
 }
 
 /** Loads the target and applies the rules every change of another member shares. */
@@ -238,6 +252,7 @@ export async function revokeMember(
   if (member.status === 'revoked') throw new InvalidStatus('The member is already revoked');
   if (member.role === 'owner' && member.status === 'confirmed') await requireAnotherConfirmedOwner(tx, org, member.id);
   const row = await setStatus(tx, member, { status: 'revoked', previousStatus: member.status });
+  await adjustSeats(tx, org, -1);
   await recordEvent(tx, { type: 'member.revoked', actor: caller.actor, organizationId: org.id, memberId: row.id });
   return renderMember(row);
 }
@@ -250,10 +265,11 @@ export async function restoreMember(
 ): Promise<Member> {
   const { org, member } = await loadTarget(tx, organizationId, caller, memberId);
   if (member.status !== 'revoked') throw new InvalidStatus('Only revoked members can be restored');
-  await requireSeats(tx, org, 1);
+  requireSeats(org, 1);
   const status = (member.previousStatus ?? 'invited') as MemberStatus;
   if (member.userId && status !== 'invited') await requireSingleOrgAllows(tx, org.id, member.userId);
   const row = await setStatus(tx, member, { status, previousStatus: null });
+  await adjustSeats(tx, org, 1);
   await recordEvent(tx, { type: 'member.restored', actor: caller.actor, organizationId: org.id, memberId: row.id });
   return renderMember(row);
 }
@@ -268,6 +284,7 @@ export async function removeMember(
   const { org, member } = await loadTarget(tx, organizationId, caller, memberId);
   if (member.role === 'owner' && member.status === 'confirmed') await requireAnotherConfirmedOwner(tx, org, member.id);
   await tx.db.delete(schema.members).where(eq(schema.members.id, member.id));
+  if (member.status !== 'revoked') await adjustSeats(tx, org, -1);
   await recordEvent(tx, { type: 'member.removed', actor: caller.actor, organizationId: org.id, memberId: member.id });
 }
 

@@ -20,37 +20,47 @@ export type MemberRow = typeof schema.members.$inferSelect;
 
 /**
  * Locks the organization row for the rest of the transaction. Every change that counts seats or
- * owners takes this lock first, so concurrent invites and revokes serialise on it.
+ * owners takes this lock first, so concurrent invites and revokes serialise on it. A change that
+ * needs no serialising takes it in `share` mode: it still refuses a disabled organization and
+ * holds off disabling it meanwhile.
  */
-export async function lockOrganization(tx: Tx, organizationId: OrganizationId): Promise<OrganizationRow> {
+export async function lockOrganization(
+  tx: Tx,
+  organizationId: OrganizationId,
+  mode: 'update' | 'share' = 'update',
+): Promise<OrganizationRow> {
   const [org] = await tx.db
     .select()
     .from(schema.organizations)
     .where(eq(schema.organizations.id, organizationId))
-    .for('update');
+    .for(mode);
   if (!org) throw new OrganizationNotFound();
   if (!org.enabled) throw new OrganizationDisabled();
   return org;
 }
 
-export async function usedSeats(tx: Tx, organizationId: string): Promise<number> {
-  const m = schema.members;
-  const [row] = await tx.db
-    .select({ n: count() })
-    .from(m)
-    .where(and(eq(m.organizationId, organizationId), ne(m.status, 'revoked')));
-  return row?.n ?? 0;
-}
-
-/** Refuses when taking `additional` seats would exceed the organization's seats. */
-export async function requireSeats(tx: Tx, org: OrganizationRow, additional: number): Promise<void> {
+/** Refuses when taking `additional` seats would exceed the organization's seats (organization locked). */
+export function requireSeats(org: OrganizationRow, additional: number): void {
   if (additional <= 0) return;
-  const used = await usedSeats(tx, org.id);
-  if (used + additional > org.seats) {
-    throw new SeatLimitReached(`The organization has ${org.seats - used} free seat(s); ${additional} needed`, {
-      details: { seats: org.seats, used, requested: additional },
+  if (org.seatsUsed + additional > org.seats) {
+    throw new SeatLimitReached(`The organization has ${org.seats - org.seatsUsed} free seat(s); ${additional} needed`, {
+      details: { seats: org.seats, used: org.seatsUsed, requested: additional },
     });
   }
+}
+
+/**
+ * Moves the seats-in-use counter. Every status change that takes or frees a seat calls this in
+ * its transaction, with the organization row locked.
+ */
+export async function adjustSeats(tx: Tx, org: OrganizationRow, delta: number): Promise<void> {
+  if (delta === 0) return;
+  const o = schema.organizations;
+  await tx.db
+    .update(o)
+    .set({ seatsUsed: sql`${o.seatsUsed} + ${delta}` })
+    .where(eq(o.id, org.id));
+  org.seatsUsed += delta;
 }
 
 /**
@@ -85,14 +95,16 @@ export async function requireOwnIds(
 ): Promise<void> {
   const unique = [...new Set(ids)];
   if (unique.length === 0) return;
+  // Malformed ids never reach the uuid column; well-formed ones are looked up, so every bad id is named.
   const bad = unique.filter((id) => !isId(id));
-  if (bad.length === 0) {
+  const wellFormed = unique.filter(isId);
+  if (wellFormed.length > 0) {
     const found = await tx.db
       .select({ id: table.id })
       .from(table)
-      .where(and(eq(table.organizationId, organizationId), inArray(table.id, unique)));
+      .where(and(eq(table.organizationId, organizationId), inArray(table.id, wellFormed)));
     const known = new Set(found.map((r) => r.id));
-    bad.push(...unique.filter((id) => !known.has(id)));
+    bad.push(...wellFormed.filter((id) => !known.has(id)));
   }
   if (bad.length > 0) throw new InvalidInput(`Unknown ${what} id(s): ${bad.join(', ')}`, { details: { [what]: bad } });
 }

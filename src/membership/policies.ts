@@ -57,7 +57,14 @@ export async function putPolicy(
   const parsed = POLICY_DATA[type].safeParse(input.data ?? undefined);
   if (!parsed.success) {
     throw new InvalidInput(`The data of the ${type} policy is invalid`, {
-      details: parsed.error.issues.map((i) => ({ path: ['data', ...i.path].join('.'), message: i.message })),
+      // Each unknown key is its own path, as the HTTP edge lists them.
+      details: parsed.error.issues.flatMap((i) => {
+        const path = ['data', ...i.path.map(String)];
+        if (i.code === 'unrecognized_keys') {
+          return i.keys.map((key) => ({ path: [...path, key].join('.'), message: 'Unrecognized field' }));
+        }
+        return [{ path: path.join('.'), message: i.message }];
+      }),
     });
   }
   const p = schema.policies;

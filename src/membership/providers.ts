@@ -25,7 +25,6 @@ import { enqueueMail, mails, tokenLink } from './mail.js';
 import { findOrCreateUser, issueApiToken, renderUser, type User } from './accounts.js';
 import { inviteMembers } from './members.js';
 import { PLANS, type OrganizationCaller, type Plan } from './members.rules.js';
-import { usedSeats } from './organization-state.js';
 import { randomBytes } from 'node:crypto';
 
 export const PROVIDER_USER_TYPES = ['admin', 'serviceUser'] as const;
@@ -513,7 +512,7 @@ export async function updateClient(
 ): Promise<Organization> {
   const org = await loadClient(tx, providerId, organizationId);
   if (input.seats !== undefined) {
-    const used = await usedSeats(tx, org.id);
+    const used = org.seatsUsed;
     if (input.seats < used) {
       throw new InvalidInput(`${used} seats are in use; revoke or remove members before lowering seats`, {
         details: { used },

@@ -117,6 +117,7 @@ function compileTree<A>(filter: Filter<A>, leaf: (attribute: A, op: FilterOperat
 }
 
 const m = schema.members;
+const g = schema.groups;
 
 function memberLeaf(attribute: MemberAttribute, op: FilterOperator, value: FilterValue | undefined): SQL {
   if (typeof attribute === 'object') {
@@ -144,22 +145,43 @@ function memberLeaf(attribute: MemberAttribute, op: FilterOperator, value: Filte
   }
 }
 
-/** Members of one organization matching `filter`, in creation order, one page and the total. */
+/** Members of one organization matching `filter`, in creation order: one page, the total and, if asked, their groups. */
 export async function searchMembers(
   db: Db,
   organizationId: string,
   filter: Filter<MemberAttribute> | undefined,
   page: Page,
-): Promise<SearchResult<Member>> {
+  options: { withGroups?: boolean } = {},
+): Promise<SearchResult<Member> & { groups: Map<string, { id: string; name: string }[]> }> {
   const where = and(eq(m.organizationId, organizationId), filter ? compileTree(filter, memberLeaf) : undefined);
-  const [totalRow] = await db.select({ n: count() }).from(m).where(where);
-  const total = totalRow?.n ?? 0;
-  if (page.limit <= 0 || page.offset >= total) return { total, items: [] };
-  const rows = await db.select().from(m).where(where).orderBy(asc(m.createdAt), asc(m.id)).offset(page.offset).limit(page.limit);
-  return { total, items: rows.map(renderMember) };
+  const groups = new Map<string, { id: string; name: string }[]>();
+  if (page.limit <= 0) return { total: await countWhere(db, m, where), items: [], groups };
+  // One round trip: the page, the total (a window count) and each member's groups.
+  const gm = schema.groupMembers;
+  const rows = await db
+    .select({
+      member: m,
+      total: sql<number>`count(*) over ()`.mapWith(Number),
+      groups: options.withGroups
+        ? sql<{ id: string; name: string }[]>`coalesce((select json_agg(json_build_object('id', ${g.id}, 'name', ${g.name}) order by ${g.name}) from ${gm} join ${g} on ${g.id} = ${gm.groupId} where ${gm.memberId} = ${m.id}), '[]'::json)`
+        : sql<null>`null`,
+    })
+    .from(m)
+    .where(where)
+    .orderBy(asc(m.createdAt), asc(m.id))
+    .offset(page.offset)
+    .limit(page.limit);
+  // Past the end there is no row to carry the total: count it (RFC 7644 still wants totalResults).
+  const total = rows[0]?.total ?? (page.offset > 0 ? await countWhere(db, m, where) : 0);
+  for (const row of rows) if (row.groups) groups.set(row.member.id, row.groups);
+  return { total, items: rows.map((r) => renderMember(r.member)), groups };
 }
 
-const g = schema.groups;
+async function countWhere(db: Db, table: typeof schema.members | typeof schema.groups, where: SQL | undefined) {
+  const [row] = await db.select({ n: count() }).from(table).where(where);
+  return row?.n ?? 0;
+}
+
 
 function groupLeaf(attribute: GroupAttribute, op: FilterOperator, value: FilterValue | undefined): SQL {
   switch (attribute) {
@@ -203,19 +225,24 @@ export async function searchGroups(
   page: Page,
 ): Promise<SearchResult<GroupSummary>> {
   const where = and(eq(g.organizationId, organizationId), filter ? compileTree(filter, groupLeaf) : undefined);
-  const [totalRow] = await db.select({ n: count() }).from(g).where(where);
-  const total = totalRow?.n ?? 0;
-  if (page.limit <= 0 || page.offset >= total) return { total, items: [] };
-  const rows = await db.select().from(g).where(where).orderBy(asc(g.createdAt), asc(g.id)).offset(page.offset).limit(page.limit);
+  if (page.limit <= 0) return { total: await countWhere(db, g, where), items: [] };
+  const rows = await db
+    .select({ group: g, total: sql<number>`count(*) over ()`.mapWith(Number) })
+    .from(g)
+    .where(where)
+    .orderBy(asc(g.createdAt), asc(g.id))
+    .offset(page.offset)
+    .limit(page.limit);
+  const total = rows[0]?.total ?? (page.offset > 0 ? await countWhere(db, g, where) : 0);
   return {
     total,
-    items: rows.map((row) => ({
-      id: row.id,
-      organizationId: row.organizationId,
-      name: row.name,
-      externalId: row.externalId,
-      createdAt: row.createdAt.toISOString(),
-      updatedAt: row.updatedAt.toISOString(),
+    items: rows.map(({ group }) => ({
+      id: group.id,
+      organizationId: group.organizationId,
+      name: group.name,
+      externalId: group.externalId,
+      createdAt: group.createdAt.toISOString(),
+      updatedAt: group.updatedAt.toISOString(),
     })),
   };
 }

@@ -91,9 +91,12 @@ export function createScimRouter(options: ScimRouterOptions) {
     route(async (req, res, l) => {
       const query = readListQuery(req);
       const filter = query.filter ? parseUserFilter(query.filter) : undefined;
-      const result = await l.org.searchMembers(filter, { offset: query.startIndex - 1, limit: query.count });
-      const groups = wants(query, 'groups') ? await l.org.groupsOfMembers(result.items.map((m) => m.id)) : new Map();
-      const resources = result.items.map((m) => project(renderUser(m, groups.get(m.id) ?? [], l.baseUrl), query, CORE_USER));
+      const result = await l.org.searchMembers(
+        filter,
+        { offset: query.startIndex - 1, limit: query.count },
+        { withGroups: wants(query, 'groups') },
+      );
+      const resources = result.items.map((m) => project(renderUser(m, result.groups.get(m.id) ?? [], l.baseUrl), query, CORE_USER));
       send(res, 200, listResponse(resources, result.total, query.startIndex));
     }),
   );

@@ -1,0 +1,170 @@
+/**
+ * SCIM benchmark against PostgreSQL (BENCH_DATABASE_URL, else TEST_DATABASE_URL, else the local
+ * 127.0.0.1:5432/test; a fresh database is created and dropped).
+ *
+ * Prints, next to baselines measured in the same run on the same database:
+ *  - SCIM user creates per second (POST /Users through the real app) vs raw single-row insert transactions;
+ *  - p50/p99 of `userName eq` lookups vs an indexed raw lookup, with 1k, 10k and 100k members;
+ *  - p50/p99 of 100-item pages (GET /Users?startIndex=…&count=100).
+ * Usage: npm run bench [-- --sizes=1000,10000,100000 --creates=500 --lookups=400 --pages=100]
+ */
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { pino } from 'pino';
+import postgres from 'postgres';
+import { createApp } from '../src/app.js';
+import { openDatabase } from '../src/db/index.js';
+import { createEngine } from '../src/membership/index.js';
+
+const args = Object.fromEntries(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, '').split('=');
+    return [k!, v ?? ''];
+  }),
+);
+const sizes = (args.sizes ?? '1000,10000,100000').split(',').map(Number);
+const CREATES = Number(args.creates ?? 500);
+const LOOKUPS = Number(args.lookups ?? 400);
+const PAGES = Number(args.pages ?? 100);
+const SYSTEM_TOKEN = `bench-${randomBytes(24).toString('hex')}`;
+
+const baseUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+function percentile(samples: number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+const fmt = (ms: number) => `${ms.toFixed(2)} ms`;
+
+async function timeEach(n: number, work: (i: number) => Promise<void>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const start = performance.now();
+    await work(i);
+    samples.push(performance.now() - start);
+  }
+  return samples;
+}
+
+async function main() {
+  const name = `portico_bench_${randomBytes(5).toString('hex')}`;
+  const admin = postgres(baseUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  const database = await openDatabase({ databaseUrl: url.toString(), dataDir: '', poolSize: 10 });
+  const raw = postgres(url.toString(), { max: 4, onnotice: () => {} });
+  try {
+    await database.migrate();
+    const engine = createEngine({ db: database.db, clock: () => new Date(), publicUrl: 'http://bench.local' }, { systemToken: SYSTEM_TOKEN });
+    const app = createApp({ engine, database, logger: pino({ level: 'silent' }), publicUrl: 'http://bench.local', bodyLimit: '100kb' });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    const http = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const call = async (method: string, path: string, token: string, body?: unknown) => {
+      const res = await fetch(`${http}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${text}`);
+      return text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+    };
+
+    // A provider and its admin, through the engine.
+    const provider = await engine.createProvider({ kind: 'system' }, { name: 'Bench MSP', adminEmail: 'admin@bench.example' });
+    const [mail] = await raw`select body from outbox where recipient = 'admin@bench.example'`;
+    const setupToken = new URL(String(mail!.body).match(/https?:\/\/\S+/)![0]).searchParams.get('token')!;
+    const { apiToken } = await engine.completeProviderSetup({ token: setupToken });
+    const principal = await engine.authenticate(apiToken);
+    const providerHandle = await engine.provider(provider.id, principal);
+
+    const newOrg = async (label: string, seats: number) => {
+      const org = await providerHandle.createClient({ name: label, plan: 'enterprise', seats });
+      const scim = await (await engine.organization(org.id, principal)).issueScimKey();
+      return { id: org.id, scim };
+    };
+
+    console.log(`PostgreSQL ${(await raw`show server_version`)[0]!.server_version}, database ${name}`);
+    console.log('');
+
+    // ---- creates ----------------------------------------------------------------------------
+    await raw`create table bench_raw (id uuid primary key, organization_id uuid not null, email text not null, created_at timestamptz not null)`;
+    await raw`create unique index on bench_raw (organization_id, lower(email))`;
+    const rawOrg = (await newOrg('raw', 10)).id;
+    const rawInsert = await timeEach(CREATES, async (i) => {
+      await raw.begin((tx) => tx`insert into bench_raw values (gen_random_uuid(), ${rawOrg}, ${`raw${i}@bench.example`}, now())`);
+    });
+    const createOrg = await newOrg('creates', CREATES + 10);
+    const creates = await timeEach(CREATES, async (i) => {
+      await call('POST', `/scim/v2/${createOrg.id}/Users`, createOrg.scim, {
+        schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+        userName: `new${i}@bench.example`,
+        externalId: `new-${i}`,
+        name: { givenName: 'New', familyName: `User ${i}` },
+        emails: [{ value: `new${i}@bench.example`, type: 'work', primary: true }],
+        active: true,
+      });
+    });
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    const rawRate = (CREATES / sum(rawInsert)) * 1000;
+    const createRate = (CREATES / sum(creates)) * 1000;
+    console.log(`creates (${CREATES}, sequential)`);
+    console.log(`  baseline raw single-row insert transactions: ${rawRate.toFixed(0)}/s (p50 ${fmt(percentile(rawInsert, 50))})`);
+    console.log(`  SCIM POST /Users (member, invitation, mail, event):  ${createRate.toFixed(0)}/s (p50 ${fmt(percentile(creates, 50))})`);
+    console.log(`  ratio SCIM/raw: ${(createRate / rawRate).toFixed(2)} (goal >= 0.5)`);
+    console.log('');
+
+    // ---- lookups and pages at each size ------------------------------------------------------
+    console.log('size     | raw lookup p50/p99 | SCIM userName eq p50/p99 | SCIM 100-item page p50/p99');
+    for (const size of sizes) {
+      const org = await newOrg(`size ${size}`, size + 10);
+      // Seeded in SQL: only the read path is under test here.
+      await raw`
+        insert into members (organization_id, id, email, external_id, role, status, profile, created_at, updated_at)
+        select ${org.id}, gen_random_uuid(), 'user' || i || '@bench.example', 'ext-' || i, 'user', 'invited',
+               jsonb_build_object('userName', 'user' || i || '@bench.example'),
+               now() - interval '1 day' + i * interval '1 millisecond', now()
+        from generate_series(1, ${size}) as i`;
+      await raw`analyze members`;
+      const pick = () => `user${1 + Math.floor(Math.random() * size)}@bench.example`;
+      // Warm both paths.
+      for (let i = 0; i < 20; i++) {
+        await raw`select id from members where organization_id = ${org.id} and lower(email) = ${pick()}`;
+        await call('GET', `/scim/v2/${org.id}/Users?filter=${encodeURIComponent(`userName eq "${pick()}"`)}`, org.scim);
+      }
+      const rawLookup = await timeEach(LOOKUPS, async () => {
+        const rows = await raw`select * from members where organization_id = ${org.id} and lower(email) = ${pick()}`;
+        if (rows.length !== 1) throw new Error('raw lookup missed');
+      });
+      const lookups = await timeEach(LOOKUPS, async () => {
+        const body = await call('GET', `/scim/v2/${org.id}/Users?filter=${encodeURIComponent(`userName eq "${pick()}"`)}`, org.scim);
+        if (body?.totalResults !== 1) throw new Error('SCIM lookup missed');
+      });
+      const pages = await timeEach(PAGES, async () => {
+        const startIndex = 1 + Math.floor(Math.random() * Math.max(1, size - 100));
+        const body = await call('GET', `/scim/v2/${org.id}/Users?startIndex=${startIndex}&count=100`, org.scim);
+        if ((body?.Resources as unknown[]).length !== 100) throw new Error('short page');
+      });
+      console.log(
+        `${String(size).padEnd(8)} | ${fmt(percentile(rawLookup, 50))} / ${fmt(percentile(rawLookup, 99))} | ` +
+          `${fmt(percentile(lookups, 50))} / ${fmt(percentile(lookups, 99))} | ` +
+          `${fmt(percentile(pages, 50))} / ${fmt(percentile(pages, 99))}`,
+      );
+    }
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  } finally {
+    await raw.end();
+    await database.close();
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.end();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
