@@ -25,11 +25,13 @@ const ids = z.array(z.string().max(64)).max(10_000);
 
 export const createProvider = z.strictObject({ name, adminEmail: email });
 export const providerSetup = z.strictObject({ token, name: name.optional(), billingEmail: email.optional() });
-export const updateProvider = z.strictObject({
-  name: name.optional(),
-  businessName: name.nullable().optional(),
-  billingEmail: email.optional(),
-});
+export const updateProvider = z
+  .strictObject({
+    name: name.optional(),
+    businessName: name.nullable().optional(),
+    billingEmail: email.optional(),
+  })
+  .refine((v) => Object.keys(v).length > 0, 'Give at least one field to change');
 export const acceptInvitation = z.strictObject({ token, name: name.optional() });
 
 export const inviteProviderUsers = z.strictObject({
@@ -87,9 +89,12 @@ export const putPolicy = z.strictObject({ enabled: z.boolean(), data: z.unknown(
 
 export const createToken = z.strictObject({ name });
 
+// Date.parse alone is lenient (it reads 2026-02-30 as 2 March) and reads a date-time without a zone
+// in the server's zone; only real calendar dates, and date-times with Z or an offset, are accepted.
 const isoDate = z
-  .string()
-  .refine((s) => /^\d{4}-\d{2}-\d{2}/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 date')
+  .union([z.iso.date(), z.iso.datetime({ offset: true })], {
+    error: 'must be an ISO 8601 date (YYYY-MM-DD) or a date-time with Z or an offset',
+  })
   .transform((s) => new Date(s));
 
 export const eventQuery = z.strictObject({
