@@ -65,7 +65,7 @@ export interface OrganizationCaller {
   actor: Actor;
   role: Role;
   permissions: Permissions;
-  /** The caller's own member row, when it acts as a member. */
+  /** The caller's own member row, if it has one (a provider user may have one too): off limits to it. */
   memberId?: MemberId;
 }
 

@@ -114,6 +114,9 @@ export async function requireOwnIds(
  * this organization, or that one, has the singleOrg policy enabled.
  */
 export async function requireSingleOrgAllows(tx: Tx, organizationId: string, userId: string): Promise<void> {
+  // The person's row serialises these checks: two organizations taking the same person at once
+  // would otherwise each see the other membership as absent.
+  await tx.db.select({ id: schema.users.id }).from(schema.users).where(eq(schema.users.id, userId)).for('update');
   const m = schema.members;
   const others = await tx.db
     .select({ organizationId: m.organizationId })

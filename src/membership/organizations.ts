@@ -40,7 +40,12 @@ export async function resolveOrganizationCaller(
       if (!staff.providerEnabled) throw new ProviderDisabled();
       const actor: Actor = { providerUserId: staff.id as ProviderUserId, userId: principal.userId };
       await recordProviderAccess(deps, { providerId: org.providerId, providerUserId: staff.id, organizationId: org.id });
-      return { actor, role: 'owner', permissions: {} };
+      // Staff who are also members of the client are still themselves: nobody revokes or removes themselves.
+      const [own] = await deps.db
+        .select({ id: schema.members.id })
+        .from(schema.members)
+        .where(and(eq(schema.members.organizationId, org.id), eq(schema.members.userId, principal.userId)));
+      return { actor, role: 'owner', permissions: {}, ...(own ? { memberId: own.id as MemberId } : {}) };
     }
   }
   const m = schema.members;
