@@ -5,7 +5,7 @@ import { and, desc, eq, sql } from 'drizzle-orm';
 import { schema, type Db } from '../db/index.js';
 import type { Principal } from './actor.js';
 import { newId, normalizeEmail, type EngineDeps, type Tx } from './context.js';
-import { InvalidStatus, InvitationEmailMismatch, TokenNotFound, Unauthenticated } from './errors.js';
+import { InvalidStatus, InvitationEmailMismatch, OrganizationDisabled, TokenNotFound, Unauthenticated } from './errors.js';
 import { recordEvent } from './events.js';
 import { isId, type OrganizationId, type ProviderUserId, type UserId } from './ids.js';
 import { claimInvitation } from './invitations.js';
@@ -162,6 +162,11 @@ export async function acceptInvitation(
       .where(eq(m.id, invitation.memberId!))
       .for('update');
     if (!member || member.status !== 'invited') throw new InvalidStatus('The invitation is no longer open');
+    const [org] = await tx.db
+      .select({ enabled: schema.organizations.enabled })
+      .from(schema.organizations)
+      .where(eq(schema.organizations.id, member.organizationId));
+    if (!org?.enabled) throw new OrganizationDisabled();
     await requireSingleOrgAllows(tx, member.organizationId as OrganizationId, user.id);
     const [row] = await tx.db
       .update(m)

@@ -48,11 +48,11 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
     ensureSystemToken: () => ensureSystemToken(deps, options.systemToken),
     authenticate: (token: string) => authenticate(deps, options.systemToken, token),
 
-    createProvider: (principal: Principal, input: { name: string; adminEmail: string }) => {
+    createProvider: async (principal: Principal, input: { name: string; adminEmail: string }) => {
       requireSystem(principal);
       return inTransaction(deps, (tx) => providers.createProvider(tx, input));
     },
-    listProviders: (principal: Principal) => {
+    listProviders: async (principal: Principal) => {
       requireSystem(principal);
       return providers.listProviders(deps.db);
     },
@@ -62,7 +62,7 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
       return inTransaction(deps, (tx) => providers.setProviderEnabled(tx, providerId as ProviderId, enabled));
     },
     /** Operator: the newest mails, delivered or not (the only way to read them without SMTP). */
-    listOutbox: (principal: Principal, query: { recipient?: string | undefined }) => {
+    listOutbox: async (principal: Principal, query: { recipient?: string | undefined }) => {
       requireSystem(principal);
       return listOutbox(deps.db, query);
     },
@@ -89,12 +89,12 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
         .where(and(eq(m.userId, userId), inArray(m.status, ['accepted', 'confirmed'])));
       return { user, providers: staff, organizations: memberships };
     },
-    listTokens: (principal: Principal) => listApiTokens(deps.db, requireUser(principal)),
-    createToken: (principal: Principal, name: string) => {
+    listTokens: async (principal: Principal) => listApiTokens(deps.db, requireUser(principal)),
+    createToken: async (principal: Principal, name: string) => {
       const userId = requireUser(principal);
       return inTransaction(deps, (tx) => issueApiToken(tx, userId, name));
     },
-    revokeToken: (principal: Principal, tokenId: string) => revokeApiToken(deps.db, requireUser(principal), tokenId),
+    revokeToken: async (principal: Principal, tokenId: string) => revokeApiToken(deps.db, requireUser(principal), tokenId),
 
     /** A provider as `principal` may act on it; "not found" for anyone outside it. */
     provider: async (providerId: string, principal: Principal) =>
@@ -135,7 +135,7 @@ function providerHandle(deps: EngineDeps, providerId: ProviderId, caller: provid
     update: (input: Parameters<typeof providers.updateProvider>[3]) =>
       run((tx) => providers.updateProvider(tx, providerId, caller, input)),
 
-    listUsers: () => {
+    listUsers: async () => {
       providers.requireProviderAdmin(caller);
       return providers.listProviderUsers(deps.db, providerId);
     },
@@ -153,7 +153,7 @@ function providerHandle(deps: EngineDeps, providerId: ProviderId, caller: provid
       run((tx) => providers.updateClient(tx, providerId, caller, organizationId, input)),
     unlinkClient: (organizationId: string) => run((tx) => providers.unlinkClient(tx, providerId, caller, organizationId)),
 
-    events: (query: EventQuery) => {
+    events: async (query: EventQuery) => {
       providers.requireProviderAdmin(caller);
       return listEvents(deps.db, deps.clock(), { providerId }, query);
     },
@@ -170,7 +170,7 @@ function organizationHandle(deps: EngineDeps, organizationId: OrganizationId, ca
     caller,
     get: () => loadOrganization(db, organizationId),
 
-    listMembers: (query: Parameters<typeof members.listMembers>[2]) => {
+    listMembers: async (query: Parameters<typeof members.listMembers>[2]) => {
       readable();
       return members.listMembers(db, organizationId, query);
     },
@@ -188,11 +188,11 @@ function organizationHandle(deps: EngineDeps, organizationId: OrganizationId, ca
     updateMember: (id: string, input: members.UpdateMemberInput) =>
       run((tx) => members.updateMember(tx, organizationId, caller, id, input)),
 
-    listGroups: () => {
+    listGroups: async () => {
       readable();
       return groups.listGroups(db, organizationId);
     },
-    getGroup: (id: string) => {
+    getGroup: async (id: string) => {
       readable();
       return groups.getGroup(db, organizationId, id);
     },
@@ -203,11 +203,11 @@ function organizationHandle(deps: EngineDeps, organizationId: OrganizationId, ca
       run((tx) => groups.changeGroupMembers(tx, organizationId, caller, id, change)),
     deleteGroup: (id: string) => run((tx) => groups.deleteGroup(tx, organizationId, caller, id)),
 
-    listCollections: () => {
+    listCollections: async () => {
       readable();
       return collections.listCollections(db, organizationId);
     },
-    getCollection: (id: string) => {
+    getCollection: async (id: string) => {
       readable();
       return collections.getCollection(db, organizationId, id);
     },
@@ -226,7 +226,7 @@ function organizationHandle(deps: EngineDeps, organizationId: OrganizationId, ca
       run((tx) => policies.putPolicy(tx, organizationId, caller, input)),
 
     /** Members matching a filter, one page in creation order, with the total (SCIM). */
-    searchMembers: (
+    searchMembers: async (
       filter: search.Filter<search.MemberAttribute> | undefined,
       page: search.Page,
       options: { withGroups?: boolean } = {},
@@ -234,20 +234,20 @@ function organizationHandle(deps: EngineDeps, organizationId: OrganizationId, ca
       readable();
       return search.searchMembers(db, organizationId, filter, page, options);
     },
-    searchGroups: (filter: search.Filter<search.GroupAttribute> | undefined, page: search.Page) => {
+    searchGroups: async (filter: search.Filter<search.GroupAttribute> | undefined, page: search.Page) => {
       readable();
       return search.searchGroups(db, organizationId, filter, page);
     },
-    membersOfGroups: (groupIds: string[]) => {
+    membersOfGroups: async (groupIds: string[]) => {
       readable();
       return search.membersOfGroups(db, organizationId, groupIds);
     },
-    groupsOfMembers: (memberIds: string[]) => {
+    groupsOfMembers: async (memberIds: string[]) => {
       readable();
       return search.groupsOfMembers(db, organizationId, memberIds);
     },
 
-    scimStatus: () => {
+    scimStatus: async () => {
       requirePermission(caller, 'manageScim');
       return scimKeys.scimStatus(db, organizationId);
     },

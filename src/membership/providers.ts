@@ -434,6 +434,10 @@ function defaultIdentifier(name: string): string {
   return `${slug || 'org'}-${randomBytes(3).toString('hex')}`;
 }
 
+function requireSeatCount(seats: number): void {
+  if (!Number.isSafeInteger(seats) || seats < 0) throw new InvalidInput('seats must be a whole number, 0 or more');
+}
+
 export interface CreateClientInput {
   name: string;
   plan: Plan;
@@ -454,6 +458,7 @@ export async function createClient(
   const provider = await lockProvider(tx, providerId);
   if (provider.status !== 'active') throw new InvalidStatus('The provider has not completed setup');
   if (!PLANS.includes(input.plan)) throw new InvalidInput(`Unknown plan ${input.plan}`);
+  requireSeatCount(input.seats);
   const identifier = (input.identifier ?? defaultIdentifier(input.name)).toLowerCase();
   if (!IDENTIFIER.test(identifier)) {
     throw new InvalidInput('identifier takes 1 to 50 lower-case letters, digits and inner hyphens');
@@ -512,6 +517,7 @@ export async function updateClient(
 ): Promise<Organization> {
   const org = await loadClient(tx, providerId, organizationId);
   if (input.seats !== undefined) {
+    requireSeatCount(input.seats);
     const used = org.seatsUsed;
     if (input.seats < used) {
       throw new InvalidInput(`${used} seats are in use; revoke or remove members before lowering seats`, {

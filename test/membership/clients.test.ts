@@ -172,4 +172,27 @@ describeEachDriver('client organizations', (driver) => {
     expect(asOwner.caller.role).toBe('owner');
     await expect(asOwner.listMembers({})).resolves.toMatchObject({ data: [expect.objectContaining({ email: 'olivia@contoso.example' })] });
   });
+
+  it('seats must be a whole number of at least 0, at creation and on change', async () => {
+    const w = world();
+    const { provider, admin } = await w.setUpProvider();
+    const handle = await w.engine.provider(provider.id, admin.principal);
+    for (const seats of [-1, 2.5, Number.NaN]) {
+      await w.expectRefusedUnchanged(() => handle.createClient({ name: 'Bad', plan: 'teams', seats }), 'input.invalid');
+    }
+    const org = await w.createClient(provider.id, admin.principal, { seats: 3 });
+    await w.expectRefusedUnchanged(() => handle.updateClient(org.id, { seats: -2 }), 'input.invalid');
+  });
+
+  it('an invitation into a disabled client cannot be accepted, and works again once the provider is enabled', async () => {
+    const w = world();
+    const { provider, admin } = await w.setUpProvider();
+    const org = await w.createClient(provider.id, admin.principal, { ownerEmail: 'olivia@contoso.example' });
+    const token = await w.mailedToken('olivia@contoso.example');
+    await w.engine.setProviderEnabled(OPERATOR, provider.id, false);
+    await w.expectRefusedUnchanged(() => w.engine.acceptInvitation({ token }), 'organization.disabled');
+    await w.engine.setProviderEnabled(OPERATOR, provider.id, true);
+    const accepted = await w.engine.acceptInvitation({ token });
+    expect(accepted.member).toMatchObject({ organizationId: org.id, status: 'accepted' });
+  });
 });
