@@ -94,6 +94,7 @@ CREATE TABLE "members" (
 	"external_id" text,
 	"role" text NOT NULL,
 	"permissions" jsonb,
+	"profile" jsonb,
 	"status" text NOT NULL,
 	"previous_status" text,
 	"created_at" timestamp with time zone NOT NULL,
@@ -108,6 +109,7 @@ CREATE TABLE "organizations" (
 	"billing_email" text,
 	"plan" text NOT NULL,
 	"seats" integer NOT NULL,
+	"seats_used" integer DEFAULT 0 NOT NULL,
 	"status" text NOT NULL,
 	"enabled" boolean DEFAULT true NOT NULL,
 	"created_at" timestamp with time zone NOT NULL,
@@ -116,6 +118,7 @@ CREATE TABLE "organizations" (
 --> statement-breakpoint
 CREATE TABLE "outbox" (
 	"id" uuid PRIMARY KEY NOT NULL,
+	"seq" bigserial NOT NULL,
 	"recipient" text NOT NULL,
 	"subject" text NOT NULL,
 	"body" text NOT NULL,
@@ -169,6 +172,14 @@ CREATE TABLE "providers" (
 	"updated_at" timestamp with time zone NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "scim_configs" (
+	"organization_id" uuid PRIMARY KEY NOT NULL,
+	"token_hash" text NOT NULL,
+	"enabled" boolean NOT NULL,
+	"created_at" timestamp with time zone NOT NULL,
+	"updated_at" timestamp with time zone NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE "system_settings" (
 	"key" text PRIMARY KEY NOT NULL,
 	"value" text NOT NULL,
@@ -207,6 +218,7 @@ ALTER TABLE "provider_accesses" ADD CONSTRAINT "provider_accesses_provider_user_
 ALTER TABLE "provider_accesses" ADD CONSTRAINT "provider_accesses_organization_id_organizations_id_fk" FOREIGN KEY ("organization_id") REFERENCES "public"."organizations"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "provider_users" ADD CONSTRAINT "provider_users_provider_id_providers_id_fk" FOREIGN KEY ("provider_id") REFERENCES "public"."providers"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "provider_users" ADD CONSTRAINT "provider_users_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "scim_configs" ADD CONSTRAINT "scim_configs_organization_id_organizations_id_fk" FOREIGN KEY ("organization_id") REFERENCES "public"."organizations"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE UNIQUE INDEX "api_tokens_hash_key" ON "api_tokens" USING btree ("token_hash");--> statement-breakpoint
 CREATE INDEX "api_tokens_user_idx" ON "api_tokens" USING btree ("user_id");--> statement-breakpoint
 CREATE INDEX "collection_groups_group_idx" ON "collection_groups" USING btree ("group_id");--> statement-breakpoint
@@ -219,6 +231,7 @@ CREATE INDEX "events_org_date_idx" ON "events" USING btree ("organization_id","d
 CREATE INDEX "group_members_member_idx" ON "group_members" USING btree ("member_id");--> statement-breakpoint
 CREATE INDEX "groups_org_idx" ON "groups" USING btree ("organization_id","created_at","id");--> statement-breakpoint
 CREATE UNIQUE INDEX "groups_org_external_id_key" ON "groups" USING btree ("organization_id","external_id");--> statement-breakpoint
+CREATE UNIQUE INDEX "groups_org_name_key" ON "groups" USING btree ("organization_id",lower("name"));--> statement-breakpoint
 CREATE UNIQUE INDEX "invitations_token_hash_key" ON "invitations" USING btree ("token_hash");--> statement-breakpoint
 CREATE UNIQUE INDEX "members_org_email_key" ON "members" USING btree ("organization_id",lower("email"));--> statement-breakpoint
 CREATE UNIQUE INDEX "members_org_external_id_key" ON "members" USING btree ("organization_id","external_id");--> statement-breakpoint

@@ -343,6 +343,8 @@ export const outbox = pgTable(
   'outbox',
   {
     id: uuid('id').primaryKey(),
+    /** Writing order, for reading mails back newest first. */
+    seq: bigserial('seq', { mode: 'number' }).notNull(),
     recipient: text('recipient').notNull(),
     subject: text('subject').notNull(),
     body: text('body').notNull(),

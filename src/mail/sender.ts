@@ -75,7 +75,7 @@ export function createOutboxSender(options: OutboxSenderOptions): OutboxSender {
       .select({ id: outbox.id })
       .from(outbox)
       .where(and(eq(outbox.status, 'pending'), lte(outbox.nextAttemptAt, now)))
-      .orderBy(asc(outbox.nextAttemptAt))
+      .orderBy(asc(outbox.nextAttemptAt), asc(outbox.seq))
       .limit(batchSize)
       .for('update', { skipLocked: true });
     return db
@@ -120,7 +120,7 @@ export function createOutboxSender(options: OutboxSenderOptions): OutboxSender {
         .select()
         .from(outbox)
         .where(and(eq(outbox.status, 'pending'), isNull(outbox.loggedAt)))
-        .orderBy(asc(outbox.createdAt))
+        .orderBy(asc(outbox.seq))
         .limit(batchSize)
         .for('update', { skipLocked: true });
       for (const row of rows) {

@@ -60,7 +60,7 @@ export async function listOutbox(db: Db, query: { recipient?: string | undefined
     .select()
     .from(o)
     .where(query.recipient ? eq(o.recipient, query.recipient.trim().toLowerCase()) : undefined)
-    .orderBy(desc(o.createdAt))
+    .orderBy(desc(o.seq))
     .limit(100);
   return rows.map((r) => ({
     id: r.id,

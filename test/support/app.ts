@@ -74,7 +74,7 @@ export async function startTestApp(driver: Driver, options: { bodyLimit?: string
         .select()
         .from(schema.outbox)
         .where(eq(schema.outbox.recipient, email.toLowerCase()))
-        .orderBy(desc(schema.outbox.createdAt), desc(schema.outbox.id))
+        .orderBy(desc(schema.outbox.seq))
         .limit(1);
       const link = mail?.body.match(/https?:\/\/\S+/)?.[0];
       const token = link ? new URL(link).searchParams.get('token') : null;

@@ -98,11 +98,11 @@ export function createWorld(db: Db) {
       .select()
       .from(schema.outbox)
       .where(eq(schema.outbox.recipient, email.toLowerCase()))
-      .orderBy(desc(schema.outbox.createdAt));
+      .orderBy(desc(schema.outbox.seq));
     const tokens = rows.flatMap((r) => {
       const link = r.body.match(/https?:\/\/\S+/)?.[0];
       const token = link ? new URL(link).searchParams.get('token') : null;
-      return token ? [{ token, at: r.createdAt.getTime() }] : [];
+      return token ? [{ token }] : [];
     });
     if (tokens.length === 0) throw new Error(`no mailed token for ${email}`);
     const open = await db
@@ -111,12 +111,8 @@ export function createWorld(db: Db) {
       .where(and(inArray(schema.invitations.tokenHash, tokens.map((t) => hashSecret(t.token))), isNull(schema.invitations.usedAt)));
     const openHashes = new Set(open.map((r) => r.tokenHash));
     const candidates = tokens.filter((t) => openHashes.has(hashSecret(t.token)));
-    const pool = candidates.length > 0 ? candidates : tokens;
-    // Mails carry no sequence: two open links to one address at one instant cannot be told apart.
-    if (pool.filter((t) => t.at === pool[0]!.at).length > 1) {
-      throw new Error(`two open invitations mailed to ${email} at the same instant; advance the clock between them`);
-    }
-    return pool[0]!.token;
+    // Newest first (the outbox's writing order), preferring a token that is still open.
+    return (candidates[0] ?? tokens[0]!).token;
   }
 
   async function personOf(email: string, apiToken: string): Promise<Person> {
