@@ -112,7 +112,9 @@ function asBoolean(value: FilterValue | undefined): boolean {
 function compileTree<A>(filter: Filter<A>, leaf: (attribute: A, op: FilterOperator, value: FilterValue | undefined) => SQL): SQL {
   if ('and' in filter) return and(...filter.and.map((f) => compileTree(f, leaf)))!;
   if ('or' in filter) return or(...filter.or.map((f) => compileTree(f, leaf)))!;
-  if ('not' in filter) return not(compileTree(filter.not, leaf));
+  // RFC 7644 §3.4.2.2: a comparison on an unassigned attribute is false, so its `not` is true. SQL
+  // would make both unknown (NOT NULL is NULL) and drop the row.
+  if ('not' in filter) return not(sql`coalesce(${compileTree(filter.not, leaf)}, false)`);
   return leaf(filter.attribute, filter.op, filter.value);
 }
 
@@ -158,13 +160,14 @@ export async function searchMembers(
   if (page.limit <= 0) return { total: await countWhere(db, m, where), items: [], groups };
   // One round trip: the page, the total (a window count) and each member's groups.
   const gm = schema.groupMembers;
+  // A nested SQL keeps its columns table-qualified: drizzle writes the direct columns of a
+  // single-table select bare, and a bare "id" here would bind to groups.id, not members.id.
+  const memberGroups = sql`(select json_agg(json_build_object('id', ${g.id}, 'name', ${g.name}) order by ${g.name}) from ${gm} join ${g} on ${g.id} = ${gm.groupId} where ${gm.memberId} = ${m.id})`;
   const rows = await db
     .select({
       member: m,
       total: sql<number>`count(*) over ()`.mapWith(Number),
-      groups: options.withGroups
-        ? sql<{ id: string; name: string }[]>`coalesce((select json_agg(json_build_object('id', ${g.id}, 'name', ${g.name}) order by ${g.name}) from ${gm} join ${g} on ${g.id} = ${gm.groupId} where ${gm.memberId} = ${m.id}), '[]'::json)`
-        : sql<null>`null`,
+      groups: options.withGroups ? sql<{ id: string; name: string }[]>`coalesce(${memberGroups}, '[]'::json)` : sql<null>`null`,
     })
     .from(m)
     .where(where)

@@ -1,6 +1,6 @@
 /**
  * SCIM errors (RFC 7644 §3.12): the one mapping from domain error codes to SCIM status and
- * scimType. Bodies are built by scimmy's Error message; `status` is a string, as the RFC says.
+ * scimType, and the Error body; `status` is a string, as the RFC says.
  */
 import SCIMMY from 'scimmy';
 import { DomainError } from '../membership/index.js';
@@ -28,6 +28,8 @@ export class ScimError extends Error {
     this.name = 'ScimError';
   }
 }
+
+const ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
 
 const BY_CODE: Record<string, [number, ScimType | undefined]> = {
   conflict: [409, 'uniqueness'],
@@ -62,7 +64,9 @@ export function renderScimError(error: unknown): { status: number; body: unknown
   } else {
     return undefined;
   }
-  const body = new SCIMMY.Messages.Error(new SCIMMY.Types.Error(status, scimType ?? '', detail)) as unknown as Record<string, unknown>;
-  if (!scimType) delete body.scimType;
+  // Built here, not by scimmy's Error message: that throws for statuses outside its table (415 for a
+  // non-JSON body) and for 400 `tooMany` (RFC 7644 §3.12 lists tooMany under 400), and a throw here
+  // would turn a client error into a 500.
+  const body = { schemas: [ERROR_SCHEMA], status: String(status), ...(scimType ? { scimType } : {}), detail };
   return { status, body };
 }

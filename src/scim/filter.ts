@@ -1,10 +1,13 @@
 /**
- * SCIM filter text → the engine's `Filter` data. scimmy parses the syntax (into disjunctive
- * normal form); this module checks what its parser lets through (a comparison without a value, a
- * dangling and/or) and maps SCIM attribute paths onto engine attributes. Unknown attributes and
- * operators are `invalidFilter` (RFC 7644 §3.4.2.2).
+ * SCIM filter text → the engine's `Filter` data, by a small recursive-descent parser over the
+ * RFC 7644 §3.4.2.2 grammar: `or` binds looser than `and`, `not` negates a parenthesised filter,
+ * and value paths (`emails[type eq "work"]`, and Entra's `emails[type eq "work"].value eq "x"`)
+ * become conjunctions on sub-attributes. Attribute paths are mapped onto engine attributes;
+ * unknown attributes, operators and bad syntax are `invalidFilter`.
+ *
+ * Not scimmy's `Filter`: 1.3.5 drops `and not (…)` after a group (`(a or b) and not (c)` reads as
+ * `a or b`), pushes `not` into `(a or b)` without De Morgan, and cannot read `not (not (…))`.
  */
-import SCIMMY from 'scimmy';
 import type { Filter, FilterOperator, FilterValue, GroupAttribute, MemberAttribute } from '../membership/index.js';
 import { ScimError } from './errors.js';
 import { CORE_GROUP, CORE_USER, ENTERPRISE_USER } from './schemas.js';
@@ -16,20 +19,125 @@ type Resolver<A> = (path: string[]) => A | undefined;
 
 const invalid = (message: string) => new ScimError(400, 'invalidFilter', message);
 
+/** Brackets, parentheses, a JSON string, or a run of anything else (attribute paths, operators, literals). */
+const TOKEN = /\s*(?:([()[\]])|("(?:[^"\\]|\\.)*")|([^\s()[\]"]+))/y;
+
+interface Token {
+  /** The bracket or parenthesis itself, 'string' or 'word'. */
+  kind: string;
+  text: string;
+}
+
+function tokenize(text: string): Token[] {
+  const tokens: Token[] = [];
+  TOKEN.lastIndex = 0;
+  while (TOKEN.lastIndex < text.length) {
+    if (/^\s*$/.test(text.slice(TOKEN.lastIndex))) break;
+    const at = TOKEN.lastIndex;
+    const match = TOKEN.exec(text);
+    if (!match) throw invalid(`Unexpected text at ${at + 1}: ${text.slice(at, at + 20)}`);
+    if (match[1]) tokens.push({ kind: match[1], text: match[1] });
+    else if (match[2]) tokens.push({ kind: 'string', text: match[2] });
+    else tokens.push({ kind: 'word', text: match[3]! });
+  }
+  return tokens;
+}
+
 /** Parses `text` into the engine's filter over the attributes `resolve` knows. */
 function parse<A>(text: string, resolve: Resolver<A>, stripUrns: string[]): Filter<A> {
   if (text.length > 2000) throw invalid('The filter is too long');
-  if (/\b(and|or|not)\s*$/i.test(text.trim())) throw invalid('The filter ends in an operator');
-  let expression: unknown;
-  try {
-    expression = new SCIMMY.Types.Filter(text);
-  } catch (error) {
-    throw invalid((error as Error).message);
-  }
-  const branches = (expression as Record<string, unknown>[]).map((branch) => ({
-    and: Object.entries(branch).flatMap(([key, value]) => comparisons(stripUrn(key, stripUrns), value, resolve)),
-  }));
-  return branches.length === 1 ? branches[0]! : { or: branches };
+  const tokens = tokenize(text);
+  let position = 0;
+  const peek = () => tokens[position];
+  const keyword = (word: string) => {
+    const token = peek();
+    if (token?.kind !== 'word' || token.text.toLowerCase() !== word) return false;
+    position += 1;
+    return true;
+  };
+  const expect = (kind: string) => {
+    const token = peek();
+    if (token?.kind !== kind) throw invalid(`Expected ${kind} ${token ? `but found ${token.text}` : 'before the end of the filter'}`);
+    position += 1;
+  };
+
+  /** filter = term *("or" term); inside a value path, attribute paths are relative to `parent`. */
+  const filter = (parent: string[] | undefined): Filter<A> => {
+    const terms = [term(parent)];
+    while (keyword('or')) terms.push(term(parent));
+    return terms.length === 1 ? terms[0]! : { or: terms };
+  };
+  const term = (parent: string[] | undefined): Filter<A> => {
+    const factors = [factor(parent)];
+    while (keyword('and')) factors.push(factor(parent));
+    return factors.length === 1 ? factors[0]! : { and: factors };
+  };
+  const factor = (parent: string[] | undefined): Filter<A> => {
+    if (keyword('not')) {
+      expect('(');
+      const inner = filter(parent);
+      expect(')');
+      return { not: inner };
+    }
+    if (peek()?.kind === '(') {
+      position += 1;
+      const inner = filter(parent);
+      expect(')');
+      return inner;
+    }
+    return attributeExpression(parent);
+  };
+  const attributeExpression = (parent: string[] | undefined): Filter<A> => {
+    const token = peek();
+    if (token?.kind !== 'word') throw invalid(`Expected an attribute ${token ? `but found ${token.text}` : 'before the end of the filter'}`);
+    position += 1;
+    const path = parent ? [...parent, ...token.text.split('.')] : stripUrn(token.text, stripUrns);
+    if (peek()?.kind === '[') {
+      if (parent) throw invalid('A value path cannot hold another');
+      position += 1;
+      const inner = filter(path);
+      expect(']');
+      // Entra: `emails[type eq "work"].value eq "x"` narrows, then compares a sub-attribute.
+      const next = peek();
+      if (next?.kind === 'word' && next.text.startsWith('.')) {
+        position += 1;
+        return { and: [inner, comparisonAfter([...path, ...next.text.slice(1).split('.')])] };
+      }
+      return inner;
+    }
+    return comparisonAfter(path);
+  };
+  const comparisonAfter = (path: string[]): Filter<A> => {
+    const op = peek();
+    if (op?.kind !== 'word') throw invalid(`Expected an operator after ${path.join('.')}`);
+    position += 1;
+    const operator = op.text.toLowerCase() as FilterOperator;
+    if (!OPERATORS.has(operator)) throw invalid(`Unknown operator ${op.text}`);
+    if (operator === 'pr') return comparison(path, operator, undefined, resolve);
+    return comparison(path, operator, literal(operator), resolve);
+  };
+  const literal = (operator: string): FilterValue => {
+    const token = peek();
+    if (!token || (token.kind !== 'string' && token.kind !== 'word')) throw invalid(`${operator} needs a value`);
+    position += 1;
+    if (token.kind === 'string') {
+      try {
+        return JSON.parse(token.text) as string;
+      } catch {
+        throw invalid(`Bad string ${token.text}`);
+      }
+    }
+    const word = token.text.toLowerCase();
+    if (word === 'true' || word === 'false') return word === 'true';
+    if (word === 'null') return null;
+    if (/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(token.text)) return Number(token.text);
+    throw invalid(`${operator} needs a quoted string, a number, true, false or null; found ${token.text}`);
+  };
+
+  if (tokens.length === 0) throw invalid('The filter is empty');
+  const result = filter(undefined);
+  if (position < tokens.length) throw invalid(`Unexpected ${tokens[position]!.text} in the filter`);
+  return result;
 }
 
 function stripUrn(key: string, urns: string[]): string[] {
@@ -39,28 +147,10 @@ function stripUrn(key: string, urns: string[]): string[] {
   return key.split('.');
 }
 
-/** One attribute's entry of a scimmy branch: `[op, value]`, `[[op, value], …]`, `['not', op, value]` or a nested object. */
-function comparisons<A>(path: string[], entry: unknown, resolve: Resolver<A>): Filter<A>[] {
-  if (Array.isArray(entry)) {
-    if (entry.length > 0 && Array.isArray(entry[0])) return entry.flatMap((e) => comparisons(path, e, resolve));
-    return [comparison(path, entry as unknown[], resolve)];
-  }
-  if (entry && typeof entry === 'object') {
-    return Object.entries(entry).flatMap(([key, value]) => comparisons([...path, key], value, resolve));
-  }
-  throw invalid('The filter could not be read');
-}
-
-function comparison<A>(path: string[], entry: unknown[], resolve: Resolver<A>): Filter<A> {
-  const negated = entry[0] === 'not';
-  const [op, ...values] = negated ? entry.slice(1) : entry;
-  const operator = String(op).toLowerCase() as FilterOperator;
-  if (!OPERATORS.has(operator)) throw invalid(`Unknown operator ${String(op)}`);
-  if (operator !== 'pr' && values.length === 0) throw invalid(`${operator} needs a value`);
+function comparison<A>(path: string[], operator: FilterOperator, value: FilterValue | undefined, resolve: Resolver<A>): Filter<A> {
   const attribute = resolve(path.map((p) => p.toLowerCase()));
   if (attribute === undefined) throw invalid(`Unknown or unsupported attribute ${path.join('.')}`);
-  const leaf: Filter<A> = { attribute, op: operator, value: values[0] as FilterValue };
-  return negated ? { not: leaf } : leaf;
+  return operator === 'pr' ? { attribute, op: operator } : { attribute, op: operator, value: value as FilterValue };
 }
 
 /** Profile paths a user filter may name, compared case-insensitively. */

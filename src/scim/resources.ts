@@ -3,6 +3,7 @@
  * request bodies into engine inputs, and the operations the router calls. Every write goes
  * through the engine, attributed to the SCIM system actor.
  */
+import { isDeepStrictEqual } from 'node:util';
 import SCIMMY from 'scimmy';
 import type { Group, Member, OrganizationHandle } from '../membership/index.js';
 import { ScimError } from './errors.js';
@@ -107,7 +108,9 @@ async function applyUser(org: OrganizationHandle, current: Member, fields: UserF
   if (fields.email !== current.email) changes.email = fields.email;
   if (fields.externalId !== current.externalId) changes.externalId = fields.externalId;
   if (fields.name !== current.name) changes.name = fields.name;
-  if (JSON.stringify(fields.profile) !== JSON.stringify(current.profile ?? {})) changes.profile = fields.profile;
+  // Not JSON.stringify: jsonb hands the stored profile back in its own key order, so an unchanged
+  // profile would count as a change (a member.updated event and a new lastModified on every PATCH).
+  if (!isDeepStrictEqual(fields.profile, current.profile ?? {})) changes.profile = fields.profile;
   if (Object.keys(changes).length > 0) await org.updateMember(current.id, changes);
   if (fields.active === true && current.status === 'revoked') await org.restoreMember(current.id);
   if (fields.active === false && current.status !== 'revoked') await org.revokeMember(current.id);
@@ -251,10 +254,11 @@ function foldGroupOperation(change: GroupChange, operation: PatchOperation): voi
   };
 
   if (path === undefined) {
+    // RFC 7644 §3.5.2.2: a remove without a path is noTarget, whatever its value.
+    if (op === 'remove') throw new ScimError(400, 'noTarget', 'A remove needs a path');
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new ScimError(400, 'invalidValue', `A ${op} without a path needs an object value`);
     }
-    if (op === 'remove') throw new ScimError(400, 'noTarget', 'A remove needs a path');
     for (const [key, v] of Object.entries(value as Json)) {
       foldGroupOperation(change, { op, path: key, value: v });
     }

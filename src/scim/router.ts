@@ -39,13 +39,14 @@ const SCIM_JSON = 'application/scim+json; charset=utf-8';
 
 export function createScimRouter(options: ScimRouterOptions) {
   const router = express.Router({ mergeParams: true });
-  router.use(express.json({ limit: options.bodyLimit, type: ['application/scim+json', 'application/json'] }));
+  // The key first: a caller without one learns nothing, not even whether its body parses.
   router.use(authenticate(options));
+  router.use(express.json({ limit: options.bodyLimit, type: ['application/scim+json', 'application/json'] }));
 
   const locals = (res: Response) => res.locals as Locals;
   const send = (res: Response, status: number, body?: unknown) => {
     if (body === undefined) return void res.status(status).end();
-    res.status(status).type(SCIM_JSON).send(JSON.stringify(body));
+    sendJson(res, status, body);
   };
   const route =
     (work: (req: Request, res: Response, l: Locals) => Promise<void>) =>
@@ -211,7 +212,15 @@ export function createScimRouter(options: ScimRouterOptions) {
 function sendError(res: Response, error: unknown): void {
   const rendered = renderScimError(error)!;
   if (rendered.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
-  res.status(rendered.status).type(SCIM_JSON).send(JSON.stringify(rendered.body));
+  sendJson(res, rendered.status, rendered.body);
+}
+
+/**
+ * Writes a SCIM JSON body with `end`, not Express's `send`: `send` adds a weak ETag and answers
+ * If-None-Match with 304, while ServiceProviderConfig says ETags are not supported (RFC 7644 §3.14).
+ */
+function sendJson(res: Response, status: number, body: unknown): void {
+  res.status(status).type(SCIM_JSON).end(JSON.stringify(body));
 }
 
 /** Resolves the organization from the path and its SCIM key; nothing else is ever in scope. */
