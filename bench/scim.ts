@@ -9,6 +9,7 @@
  * Usage: npm run bench [-- --sizes=1000,10000,100000 --creates=500 --lookups=400 --pages=100]
  */
 import { randomBytes } from 'node:crypto';
+import { Agent, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
@@ -62,17 +63,37 @@ async function main() {
     const app = createApp({ engine, database, logger: pino({ level: 'silent' }), publicUrl: 'http://bench.local', bodyLimit: '100kb' });
     const server = app.listen(0, '127.0.0.1');
     await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-    const http = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const call = async (method: string, path: string, token: string, body?: unknown) => {
-      const res = await fetch(`${http}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
+    // node:http with keep-alive, as an IdP's client would hold its connection.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const { port } = server.address() as AddressInfo;
+    const call = (method: string, path: string, token: string, body?: unknown) =>
+      new Promise<Record<string, unknown> | undefined>((resolve, reject) => {
+        const payload = body === undefined ? undefined : JSON.stringify(body);
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port,
+            method,
+            path,
+            agent,
+            headers: {
+              authorization: `Bearer ${token}`,
+              ...(payload ? { 'content-type': 'application/scim+json', 'content-length': Buffer.byteLength(payload) } : {}),
+            },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              const text = Buffer.concat(chunks).toString('utf8');
+              if ((res.statusCode ?? 500) >= 300) return reject(new Error(`${method} ${path} → ${res.statusCode} ${text}`));
+              resolve(text ? (JSON.parse(text) as Record<string, unknown>) : undefined);
+            });
+          },
+        );
+        req.on('error', reject);
+        req.end(payload);
       });
-      const text = await res.text();
-      if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${text}`);
-      return text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
-    };
 
     // A provider and its admin, through the engine.
     const provider = await engine.createProvider({ kind: 'system' }, { name: 'Bench MSP', adminEmail: 'admin@bench.example' });
@@ -155,6 +176,7 @@ async function main() {
           `${fmt(percentile(pages, 50))} / ${fmt(percentile(pages, 99))}`,
       );
     }
+    agent.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   } finally {
     await raw.end();

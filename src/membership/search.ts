@@ -156,29 +156,26 @@ export async function searchMembers(
   options: { withGroups?: boolean } = {},
 ): Promise<SearchResult<Member> & { groups: Map<string, { id: string; name: string }[]> }> {
   const where = and(eq(m.organizationId, organizationId), filter ? compileTree(filter, memberLeaf) : undefined);
-  const groups = new Map<string, { id: string; name: string }[]>();
-  if (page.limit <= 0) return { total: await countWhere(db, m, where), items: [], groups };
-  // One round trip: the page, the total (a window count) and each member's groups.
-  const gm = schema.groupMembers;
-  // A nested SQL keeps its columns table-qualified: drizzle writes the direct columns of a
-  // single-table select bare, and a bare "id" here would bind to groups.id, not members.id.
-  const memberGroups = sql`(select json_agg(json_build_object('id', ${g.id}, 'name', ${g.name}) order by ${g.name}) from ${gm} join ${g} on ${g.id} = ${gm.groupId} where ${gm.memberId} = ${m.id})`;
+  if (page.limit <= 0) return { total: await countWhere(db, m, where), items: [], groups: new Map() };
   const rows = await db
-    .select({
-      member: m,
-      total: sql<number>`count(*) over ()`.mapWith(Number),
-      groups: options.withGroups ? sql<{ id: string; name: string }[]>`coalesce(${memberGroups}, '[]'::json)` : sql<null>`null`,
-    })
+    .select()
     .from(m)
     .where(where)
     .orderBy(asc(m.createdAt), asc(m.id))
     .offset(page.offset)
     .limit(page.limit);
-  // Past the end there is no row to carry the total: count it (RFC 7644 still wants totalResults).
-  const total = rows[0]?.total ?? (page.offset > 0 ? await countWhere(db, m, where) : 0);
-  for (const row of rows) if (row.groups) groups.set(row.member.id, row.groups);
-  return { total, items: rows.map((r) => renderMember(r.member)), groups };
+  const ids = rows.map((r) => r.id);
+  // A short page ends the result, so it tells the total itself (a lookup never counts); only a full
+  // page, or an empty one past the start, needs a count. Groups are read for the page's members only.
+  const [total, groups] = await Promise.all([
+    endsResult(rows.length, page) ? page.offset + rows.length : countWhere(db, m, where),
+    options.withGroups ? groupsOfMembers(db, organizationId, ids) : new Map<string, { id: string; name: string }[]>(),
+  ]);
+  return { total, items: rows.map(renderMember), groups };
 }
+
+/** Whether a page of `found` rows is the end of its result: short, or empty from the very start. */
+const endsResult = (found: number, page: Page) => (found > 0 && found < page.limit) || (found === 0 && page.offset === 0);
 
 async function countWhere(db: Db, table: typeof schema.members | typeof schema.groups, where: SQL | undefined) {
   const [row] = await db.select({ n: count() }).from(table).where(where);
@@ -230,16 +227,16 @@ export async function searchGroups(
   const where = and(eq(g.organizationId, organizationId), filter ? compileTree(filter, groupLeaf) : undefined);
   if (page.limit <= 0) return { total: await countWhere(db, g, where), items: [] };
   const rows = await db
-    .select({ group: g, total: sql<number>`count(*) over ()`.mapWith(Number) })
+    .select()
     .from(g)
     .where(where)
     .orderBy(asc(g.createdAt), asc(g.id))
     .offset(page.offset)
     .limit(page.limit);
-  const total = rows[0]?.total ?? (page.offset > 0 ? await countWhere(db, g, where) : 0);
+  const total = endsResult(rows.length, page) ? page.offset + rows.length : await countWhere(db, g, where);
   return {
     total,
-    items: rows.map(({ group }) => ({
+    items: rows.map((group) => ({
       id: group.id,
       organizationId: group.organizationId,
       name: group.name,
