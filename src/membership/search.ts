@@ -157,22 +157,38 @@ export async function searchMembers(
 ): Promise<SearchResult<Member> & { groups: Map<string, { id: string; name: string }[]> }> {
   const where = and(eq(m.organizationId, organizationId), filter ? compileTree(filter, memberLeaf) : undefined);
   if (page.limit <= 0) return { total: await countWhere(db, m, where), items: [], groups: new Map() };
+  // On a first page (a lookup, above all) each member's groups come in the same query: with no
+  // offset, the subquery runs only for the rows returned. Deeper pages read groups for their rows after.
+  const groupsInline = options.withGroups === true && page.offset === 0;
   const rows = await db
-    .select()
+    .select({ member: m, groups: groupsInline ? groupsOfMemberColumn : sql<null>`null` })
     .from(m)
     .where(where)
     .orderBy(asc(m.createdAt), asc(m.id))
     .offset(page.offset)
     .limit(page.limit);
-  const ids = rows.map((r) => r.id);
+  const members = rows.map((r) => r.member);
   // A short page ends the result, so it tells the total itself (a lookup never counts); only a full
-  // page, or an empty one past the start, needs a count. Groups are read for the page's members only.
+  // page, or an empty one past the start, needs a count.
   const [total, groups] = await Promise.all([
     endsResult(rows.length, page) ? page.offset + rows.length : countWhere(db, m, where),
-    options.withGroups ? groupsOfMembers(db, organizationId, ids) : new Map<string, { id: string; name: string }[]>(),
+    groupsInline
+      ? new Map(rows.map((r) => [r.member.id, r.groups ?? []]))
+      : options.withGroups
+        ? groupsOfMembers(db, organizationId, members.map((r) => r.id))
+        : new Map<string, { id: string; name: string }[]>(),
   ]);
-  return { total, items: rows.map(renderMember), groups };
+  return { total, items: members.map(renderMember), groups };
 }
+
+/**
+ * A member's groups as JSON, for a select from members. Its columns are written out qualified:
+ * drizzle writes a single-table select's own columns bare, and a bare "id" would bind to groups.id.
+ */
+const groupsOfMemberColumn = sql<{ id: string; name: string }[]>`coalesce((
+  select json_agg(json_build_object('id', g.id, 'name', g.name) order by g.name)
+  from group_members gm join groups g on g.id = gm.group_id
+  where gm.member_id = "members"."id"), '[]'::json)`;
 
 /** Whether a page of `found` rows is the end of its result: short, or empty from the very start. */
 const endsResult = (found: number, page: Page) => (found > 0 && found < page.limit) || (found === 0 && page.offset === 0);
