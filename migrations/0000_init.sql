@@ -233,6 +233,8 @@ CREATE INDEX "groups_org_idx" ON "groups" USING btree ("organization_id","create
 CREATE UNIQUE INDEX "groups_org_external_id_key" ON "groups" USING btree ("organization_id","external_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "groups_org_name_key" ON "groups" USING btree ("organization_id",lower("name"));--> statement-breakpoint
 CREATE UNIQUE INDEX "invitations_token_hash_key" ON "invitations" USING btree ("token_hash");--> statement-breakpoint
+CREATE INDEX "invitations_member_idx" ON "invitations" USING btree ("member_id");--> statement-breakpoint
+CREATE INDEX "invitations_provider_user_idx" ON "invitations" USING btree ("provider_user_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "members_org_email_key" ON "members" USING btree ("organization_id",lower("email"));--> statement-breakpoint
 CREATE UNIQUE INDEX "members_org_external_id_key" ON "members" USING btree ("organization_id","external_id");--> statement-breakpoint
 CREATE INDEX "members_user_idx" ON "members" USING btree ("user_id");--> statement-breakpoint

@@ -51,7 +51,9 @@ export function createApp(deps: AppDeps) {
     const stop = metrics.duration.startTimer();
     res.on('finish', () => {
       const routePath = (req.route as { path?: string } | undefined)?.path;
-      const label = routePath ? `${req.baseUrl}${routePath}` : 'unmatched';
+      // Route patterns only: a tenant id in a label would leak it and grow a series per organization.
+      const base = req.baseUrl.replace(/^\/scim\/v2\/[^/]+/, '/scim/v2/:organizationId');
+      const label = routePath ? `${base}${routePath}` : 'unmatched';
       metrics.requests.inc({ method: req.method, route: label, status: String(res.statusCode) });
       stop({ method: req.method, route: label });
     });

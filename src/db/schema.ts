@@ -275,7 +275,12 @@ export const invitations = pgTable(
     usedAt: timestamp('used_at', { withTimezone: true, mode: 'date' }),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('invitations_token_hash_key').on(t.tokenHash)],
+  (t) => [
+    uniqueIndex('invitations_token_hash_key').on(t.tokenHash),
+    // Reinvites replace a target's tokens and member deletes cascade here: both look up by target.
+    index('invitations_member_idx').on(t.memberId),
+    index('invitations_provider_user_idx').on(t.providerUserId),
+  ],
 );
 
 export const events = pgTable(

@@ -11,7 +11,7 @@ type Ctx<B = undefined, Q = undefined> = HandlerContext<B, Q>;
 
 const provider = (ctx: Ctx<unknown, unknown>) => ctx.engine.provider(ctx.params.pid!, principalOf(ctx));
 const organization = (ctx: Ctx<unknown, unknown>) => ctx.engine.organization(ctx.params.oid!, principalOf(ctx));
-const scimBaseUrl = (ctx: Ctx<unknown, unknown>) => `${ctx.engine.deps.publicUrl}/scim/v2/${ctx.params.oid!}`;
+const scimBaseUrl = (ctx: Ctx<unknown, unknown>) => `${ctx.engine.publicUrl}/scim/v2/${ctx.params.oid!}`;
 const list = async <T>(items: Promise<T[]>) => ({ data: await items });
 const noContent = async (work: Promise<unknown>) => {
   await work;

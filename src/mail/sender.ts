@@ -88,7 +88,11 @@ export function createOutboxSender(options: OutboxSenderOptions): OutboxSender {
   async function deliver(mailer: Transporter, row: OutboxRow): Promise<boolean> {
     try {
       await mailer.sendMail({ from, to: row.recipient, subject: row.subject, text: row.body });
-      await db.update(outbox).set({ status: 'sent', sentAt: clock(), lastError: null }).where(eq(outbox.id, row.id));
+      // Once delivered, the mail's one-time tokens are no longer kept: only the mailbox has them.
+      await db
+        .update(outbox)
+        .set({ status: 'sent', sentAt: clock(), lastError: null, body: redactTokens(row.body) })
+        .where(eq(outbox.id, row.id));
       return true;
     } catch (error) {
       // Only the message: SMTP errors carry the whole envelope and response objects.
@@ -186,4 +190,9 @@ export function createOutboxSender(options: OutboxSenderOptions): OutboxSender {
       transport?.close();
     },
   };
+}
+
+/** The body with each link's `token` parameter blanked out. */
+export function redactTokens(body: string): string {
+  return body.replace(/([?&]token=)[^\s&]+/g, '$1(sent)');
 }

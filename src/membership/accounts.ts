@@ -5,12 +5,12 @@ import { and, desc, eq, sql } from 'drizzle-orm';
 import { schema, type Db } from '../db/index.js';
 import type { Principal } from './actor.js';
 import { newId, normalizeEmail, type EngineDeps, type Tx } from './context.js';
-import { InvalidStatus, InvitationEmailMismatch, OrganizationDisabled, TokenNotFound, Unauthenticated } from './errors.js';
+import { InvalidStatus, InvitationEmailMismatch, TokenNotFound, Unauthenticated } from './errors.js';
 import { recordEvent } from './events.js';
 import { isId, type OrganizationId, type ProviderUserId, type UserId } from './ids.js';
 import { claimInvitation } from './invitations.js';
 import { renderMember, type Member } from './members.js';
-import { requireSingleOrgAllows } from './organization-state.js';
+import { lockOrganization, requireSingleOrgAllows } from './organization-state.js';
 import { generateSecret, hashSecret, secretMatches } from './secrets.js';
 
 export interface User {
@@ -155,6 +155,10 @@ export async function acceptInvitation(
   const actor = { userId: user.id as UserId };
   const result: Partial<AcceptedInvitation> = {};
   if (invitation.kind === 'member') {
+    // The organization first (shared): a revoke or removal of this member, which locks it
+    // exclusively, then runs wholly before or wholly after the acceptance. It also refuses a
+    // disabled organization.
+    await lockOrganization(tx, invitation.organizationId! as OrganizationId, 'share');
     const m = schema.members;
     const [member] = await tx.db
       .select()
@@ -162,11 +166,6 @@ export async function acceptInvitation(
       .where(eq(m.id, invitation.memberId!))
       .for('update');
     if (!member || member.status !== 'invited') throw new InvalidStatus('The invitation is no longer open');
-    const [org] = await tx.db
-      .select({ enabled: schema.organizations.enabled })
-      .from(schema.organizations)
-      .where(eq(schema.organizations.id, member.organizationId));
-    if (!org?.enabled) throw new OrganizationDisabled();
     await requireSingleOrgAllows(tx, member.organizationId as OrganizationId, user.id);
     const [row] = await tx.db
       .update(m)

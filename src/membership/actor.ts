@@ -11,4 +11,3 @@ export type Actor =
 /** Who a bearer token belongs to, before any tenant is resolved. */
 export type Principal = { kind: 'system' } | { kind: 'user'; userId: UserId };
 
-export const systemActor = (system: SystemActorName): Actor => ({ system });

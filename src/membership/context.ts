@@ -50,7 +50,8 @@ export async function translateConflicts<T>(
   } catch (error) {
     const name = uniqueViolation(error);
     const message = name ? constraints[name] : undefined;
-    if (message) throw new Conflict(message, { cause: error, details: { constraint: name } });
+    // The message names the field; the constraint itself stays internal.
+    if (message) throw new Conflict(message, { cause: error });
     throw error;
   }
 }

@@ -14,9 +14,9 @@ import {
   listApiTokens,
   revokeApiToken,
 } from './accounts.js';
-import type { Principal, SystemActorName } from './actor.js';
+import type { Principal } from './actor.js';
 import * as collections from './collections.js';
-import { inTransaction, type EngineDeps } from './context.js';
+import { inTransaction, type EngineDeps, type Tx } from './context.js';
 import { PermissionDenied } from './errors.js';
 import { listEvents, type EventQuery } from './events.js';
 import { listOutbox } from './mail.js';
@@ -25,6 +25,7 @@ import type { OrganizationId, ProviderId, UserId } from './ids.js';
 import * as members from './members.js';
 import { requireAdministrator, requireFeature, requirePermission, type OrganizationCaller } from './members.rules.js';
 import { loadOrganization, resolveOrganizationCaller, systemCaller } from './organizations.js';
+import { lockOrganization } from './organization-state.js';
 import * as policies from './policies.js';
 import * as providers from './providers.js';
 import * as scimKeys from './scim-keys.js';
@@ -35,6 +36,14 @@ export type ProviderHandle = ReturnType<typeof providerHandle>;
 export type OrganizationHandle = ReturnType<typeof organizationHandle>;
 
 export function createEngine(deps: EngineDeps, options: { systemToken?: string | undefined } = {}) {
+  // The organization handles this engine issued, with what they grant: `atomically` accepts only
+  // these, so an adapter cannot make itself a handle from an id and a caller of its choosing.
+  const grants = new WeakMap<object, { organizationId: OrganizationId; caller: OrganizationCaller }>();
+  const issue = (organizationId: OrganizationId, caller: OrganizationCaller, within?: Tx) => {
+    const handle = organizationHandle(deps, organizationId, caller, within);
+    grants.set(handle, { organizationId, caller });
+    return handle;
+  };
   const requireSystem = (principal: Principal) => {
     if (principal.kind !== 'system') throw new PermissionDenied('This needs the operator token');
   };
@@ -43,7 +52,8 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
     return principal.userId;
   };
   return {
-    deps,
+    /** The public base URL, for links an adapter renders (e.g. the SCIM base URL). */
+    publicUrl: deps.publicUrl,
     /** Generates the operator token on first start when none is configured; returns it once. */
     ensureSystemToken: () => ensureSystemToken(deps, options.systemToken),
     authenticate: (token: string) => authenticate(deps, options.systemToken, token),
@@ -102,32 +112,33 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
 
     /** An organization as `principal` may act on it; "not found" for anyone outside it. */
     organization: async (organizationId: string, principal: Principal) =>
-      organizationHandle(
-        deps,
-        organizationId as OrganizationId,
-        await resolveOrganizationCaller(deps, organizationId, principal),
-      ),
+      issue(organizationId as OrganizationId, await resolveOrganizationCaller(deps, organizationId, principal)),
 
     /** An organization as its SCIM client acts on it, after checking the organization's SCIM key. */
     organizationByScimKey: async (organizationId: string, token: string) => {
       await scimKeys.checkScimKey(deps, organizationId, token);
-      return organizationHandle(deps, organizationId as OrganizationId, systemCaller('scim'));
+      return issue(organizationId as OrganizationId, systemCaller('scim'));
     },
 
     /**
-     * An organization as a provisioning source acts on it (directory sync). The adapter must
-     * have authenticated the source for exactly this organization.
+     * Runs `work` with a copy of `org` whose operations share one transaction: all of them apply or
+     * none does. The organization row is locked first, so concurrent atomic changes of one
+     * organization apply one after another and never lose each other's writes (e.g. a SCIM PATCH
+     * that reads a member, applies operations and writes it back).
      */
-    organizationAs: async (organizationId: string, system: SystemActorName) => {
-      await loadOrganization(deps.db, organizationId);
-      return organizationHandle(deps, organizationId as OrganizationId, systemCaller(system));
+    atomically: async <T>(org: OrganizationHandle, work: (org: OrganizationHandle) => Promise<T>): Promise<T> => {
+      const grant = grants.get(org);
+      if (!grant) throw new TypeError('atomically takes a handle issued by this engine');
+      return inTransaction(deps, async (tx) => {
+        await lockOrganization(tx, grant.organizationId);
+        return work(issue(grant.organizationId, grant.caller, tx));
+      });
     },
   };
 }
 
 function providerHandle(deps: EngineDeps, providerId: ProviderId, caller: providers.ProviderCaller) {
-  const run = <T>(work: (tx: Parameters<Parameters<typeof inTransaction>[1]>[0]) => Promise<T>) =>
-    inTransaction(deps, work);
+  const run = <T>(work: (tx: Tx) => Promise<T>) => inTransaction(deps, work);
   return {
     id: providerId,
     caller,
@@ -160,15 +171,24 @@ function providerHandle(deps: EngineDeps, providerId: ProviderId, caller: provid
   };
 }
 
-function organizationHandle(deps: EngineDeps, organizationId: OrganizationId, caller: OrganizationCaller) {
-  const run = <T>(work: (tx: Parameters<Parameters<typeof inTransaction>[1]>[0]) => Promise<T>) =>
-    inTransaction(deps, work);
+/**
+ * The operations of one organization for one caller. Each runs in its own transaction, unless the
+ * handle was made by `atomically`: then every operation shares that transaction.
+ */
+function organizationHandle(
+  deps: EngineDeps,
+  organizationId: OrganizationId,
+  caller: OrganizationCaller,
+  within?: Tx,
+) {
+  const run = <T>(work: (tx: Tx) => Promise<T>) => (within ? work(within) : inTransaction(deps, work));
   const readable = () => requireAdministrator(caller);
-  const db = deps.db;
+  const db = within?.db ?? deps.db;
   return {
     id: organizationId,
     caller,
     get: () => loadOrganization(db, organizationId),
+
 
     listMembers: async (query: Parameters<typeof members.listMembers>[2]) => {
       readable();

@@ -156,14 +156,16 @@ export async function deleteGroup(
   await recordEvent(tx, { type: 'group.deleted', actor: caller.actor, organizationId: org.id, groupId: group.id });
 }
 
-/** Inserts membership rows; members already in the group are left as they are (no duplicates). */
-async function addGroupMembers(tx: Tx, organizationId: string, groupId: string, memberIds: string[]): Promise<void> {
+/** Inserts membership rows; members already in the group are left as they are (no duplicates). Returns how many were new. */
+async function addGroupMembers(tx: Tx, organizationId: string, groupId: string, memberIds: string[]): Promise<number> {
   const unique = [...new Set(memberIds)];
-  if (unique.length === 0) return;
-  await tx.db
+  if (unique.length === 0) return 0;
+  const added = await tx.db
     .insert(schema.groupMembers)
     .values(unique.map((memberId) => ({ organizationId, groupId, memberId })))
-    .onConflictDoNothing();
+    .onConflictDoNothing()
+    .returning({ memberId: schema.groupMembers.memberId });
+  return added.length;
 }
 
 /** Changes only the named members of a group, atomically; the rest of the group is untouched. */
@@ -180,16 +182,22 @@ export async function changeGroupMembers(
   const org = await lockOrganization(tx, organizationId, 'share');
   requireFeature(org.plan, 'groups');
   const group = await loadGroupRow(tx.db, organizationId, groupId);
+  let changed = 0;
   if (change.add?.length) {
     await requireOwnIds(tx, organizationId, schema.members, change.add, 'member');
-    await addGroupMembers(tx, organizationId, group.id, change.add);
+    changed += await addGroupMembers(tx, organizationId, group.id, change.add);
   }
   const remove = (change.remove ?? []).filter(isId);
   if (remove.length > 0) {
     const gm = schema.groupMembers;
-    await tx.db.delete(gm).where(and(eq(gm.groupId, group.id), inArray(gm.memberId, remove)));
+    const removed = await tx.db
+      .delete(gm)
+      .where(and(eq(gm.groupId, group.id), inArray(gm.memberId, remove)))
+      .returning({ memberId: gm.memberId });
+    changed += removed.length;
   }
-  await recordEvent(tx, { type: 'group.updated', actor: caller.actor, organizationId, groupId: group.id });
+  // Entra re-adds existing members often: a change that changed nothing is not an event.
+  if (changed > 0) await recordEvent(tx, { type: 'group.updated', actor: caller.actor, organizationId, groupId: group.id });
 }
 
 async function replaceGroupCollections(

@@ -16,6 +16,7 @@ import {
   checkMemberManagement,
   MEMBER_STATUS_CODES,
   normalizePermissions,
+  occupiesSeat,
   requireFeature,
   ROLE_CODES,
   type MemberStatus,
@@ -219,12 +220,14 @@ async function setStatus(
   member: MemberRow,
   values: Partial<Pick<MemberRow, 'status' | 'previousStatus' | 'userId' | 'name'>>,
 ): Promise<MemberRow> {
+  // Conditional on the status that was read: a transition never applies to a row that moved meanwhile.
   const [row] = await tx.db
     .update(schema.members)
     .set({ ...values, updatedAt: tx.now })
-    .where(eq(schema.members.id, member.id))
+    .where(and(eq(schema.members.id, member.id), eq(schema.members.status, member.status)))
     .returning();
-  return row!;
+  if (!row) throw new InvalidStatus('The member changed meanwhile; try again');
+  return row;
 }
 
 export async function confirmMember(
@@ -284,7 +287,7 @@ export async function removeMember(
   const { org, member } = await loadTarget(tx, organizationId, caller, memberId);
   if (member.role === 'owner' && member.status === 'confirmed') await requireAnotherConfirmedOwner(tx, org, member.id);
   await tx.db.delete(schema.members).where(eq(schema.members.id, member.id));
-  if (member.status !== 'revoked') await adjustSeats(tx, org, -1);
+  if (occupiesSeat(member.status)) await adjustSeats(tx, org, -1);
   await recordEvent(tx, { type: 'member.removed', actor: caller.actor, organizationId: org.id, memberId: member.id });
 }
 

@@ -100,4 +100,3 @@ async function recordProviderAccess(
   });
 }
 
-export type { OrganizationId };

@@ -26,6 +26,7 @@ export type MemberAttribute =
 export type GroupAttribute = 'id' | 'name' | 'externalId' | 'member' | 'createdAt' | 'updatedAt';
 
 export type Filter<A> =
+  | { always: boolean }
   | { and: Filter<A>[] }
   | { or: Filter<A>[] }
   | { not: Filter<A> }
@@ -110,6 +111,7 @@ function asBoolean(value: FilterValue | undefined): boolean {
 }
 
 function compileTree<A>(filter: Filter<A>, leaf: (attribute: A, op: FilterOperator, value: FilterValue | undefined) => SQL): SQL {
+  if ('always' in filter) return filter.always ? sql`true` : sql`false`;
   if ('and' in filter) return and(...filter.and.map((f) => compileTree(f, leaf)))!;
   if ('or' in filter) return or(...filter.or.map((f) => compileTree(f, leaf)))!;
   // RFC 7644 §3.4.2.2: a comparison on an unassigned attribute is false, so its `not` is true. SQL

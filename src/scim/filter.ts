@@ -17,6 +17,9 @@ const OPERATORS = new Set<FilterOperator>(['eq', 'ne', 'co', 'sw', 'ew', 'gt', '
 /** A parsed attribute path (lower-cased), e.g. ['emails', 'value'] or ['name', 'givenName']. */
 type Resolver<A> = (path: string[]) => A | undefined;
 
+/** Marks an `emails` type comparison until typeTermsAlwaysTrue replaces it. */
+const EMAIL_TYPE = '\u0000emailType';
+
 const invalid = (message: string) => new ScimError(400, 'invalidFilter', message);
 
 /** Brackets, parentheses, a JSON string, or a run of anything else (attribute paths, operators, literals). */
@@ -198,7 +201,7 @@ function resolveUser(path: string[]): MemberAttribute | undefined {
       return 'email';
   }
   // A value filter on emails (emails[type eq "work"].value) narrows to the member's one address.
-  if (rest[0] === 'emails' && rest[1] === 'type') return { profile: ['__emailType'] };
+  if (rest[0] === 'emails' && rest[1] === 'type') return { profile: [EMAIL_TYPE] };
   const profile = USER_PROFILE_PATHS[key];
   return profile ? { profile } : undefined;
 }
@@ -226,27 +229,19 @@ function resolveGroup(path: string[]): GroupAttribute | undefined {
 
 /**
  * `emails[type eq "work"]` narrows a multi-valued attribute Portico holds one value of: a
- * comparison on the type is dropped (true), so `emails[type eq "work"].value eq x` matches by email.
+ * comparison on the type is always true, so `emails[type eq "work"].value eq x` matches by email
+ * and `not (emails[type eq "home"])` matches nobody.
  */
-function dropEmailType(filter: Filter<MemberAttribute>): Filter<MemberAttribute> | undefined {
-  if ('and' in filter) {
-    const parts = filter.and.map(dropEmailType).filter((f): f is Filter<MemberAttribute> => f !== undefined);
-    return parts.length === 0 ? undefined : parts.length === 1 ? parts[0] : { and: parts };
-  }
-  if ('or' in filter) {
-    const parts = filter.or.map(dropEmailType);
-    if (parts.some((p) => p === undefined)) return undefined;
-    return { or: parts as Filter<MemberAttribute>[] };
-  }
-  if ('not' in filter) {
-    const inner = dropEmailType(filter.not);
-    return inner && { not: inner };
-  }
-  return typeof filter.attribute === 'object' && filter.attribute.profile[0] === '__emailType' ? undefined : filter;
+function typeTermsAlwaysTrue(filter: Filter<MemberAttribute>): Filter<MemberAttribute> {
+  if ('always' in filter) return filter;
+  if ('and' in filter) return { and: filter.and.map(typeTermsAlwaysTrue) };
+  if ('or' in filter) return { or: filter.or.map(typeTermsAlwaysTrue) };
+  if ('not' in filter) return { not: typeTermsAlwaysTrue(filter.not) };
+  return typeof filter.attribute === 'object' && filter.attribute.profile[0] === EMAIL_TYPE ? { always: true } : filter;
 }
 
-export function parseUserFilter(text: string): Filter<MemberAttribute> | undefined {
-  return dropEmailType(parse(text, resolveUser, [CORE_USER, ENTERPRISE_USER]));
+export function parseUserFilter(text: string): Filter<MemberAttribute> {
+  return typeTermsAlwaysTrue(parse(text, resolveUser, [CORE_USER, ENTERPRISE_USER]));
 }
 
 export function parseGroupFilter(text: string): Filter<GroupAttribute> {

@@ -36,6 +36,7 @@ interface Locals {
 }
 
 const SCIM_JSON = 'application/scim+json; charset=utf-8';
+const MAX_START_INDEX = 2 ** 31;
 
 export function createScimRouter(options: ScimRouterOptions) {
   const router = express.Router({ mergeParams: true });
@@ -44,6 +45,8 @@ export function createScimRouter(options: ScimRouterOptions) {
   router.use(express.json({ limit: options.bodyLimit, type: ['application/scim+json', 'application/json'] }));
 
   const locals = (res: Response) => res.locals as Locals;
+  /** Every SCIM write is one transaction: a PATCH whose last operation fails changes nothing (RFC 7644 §3.5.2). */
+  const atomically = <T>(l: Locals, work: (org: OrganizationHandle) => Promise<T>) => options.engine.atomically(l.org, work);
   const send = (res: Response, status: number, body?: unknown) => {
     if (body === undefined) return void res.status(status).end();
     sendJson(res, status, body);
@@ -105,7 +108,7 @@ export function createScimRouter(options: ScimRouterOptions) {
     '/Users',
     route(async (req, res, l) => {
       requireBody(req);
-      const user = await createUser(l.org, req.body, l.baseUrl);
+      const user = await atomically(l, (org) => createUser(org, req.body, l.baseUrl));
       res.setHeader('Location', (user.meta as Json).location as string);
       send(res, 201, project(user, readListQuery(req), CORE_USER));
     }),
@@ -118,14 +121,14 @@ export function createScimRouter(options: ScimRouterOptions) {
     '/Users/:id',
     route(async (req, res, l) => {
       requireBody(req);
-      send(res, 200, project(await replaceUser(l.org, req.params.id!, req.body, l.baseUrl), readListQuery(req), CORE_USER));
+      send(res, 200, project(await atomically(l, (org) => replaceUser(org, req.params.id!, req.body, l.baseUrl)), readListQuery(req), CORE_USER));
     }),
   );
   router.patch(
     '/Users/:id',
     route(async (req, res, l) => {
       requireBody(req);
-      send(res, 200, project(await patchUser(l.org, req.params.id!, req.body, l.baseUrl), readListQuery(req), CORE_USER));
+      send(res, 200, project(await atomically(l, (org) => patchUser(org, req.params.id!, req.body, l.baseUrl)), readListQuery(req), CORE_USER));
     }),
   );
   router.delete(
@@ -154,7 +157,7 @@ export function createScimRouter(options: ScimRouterOptions) {
     '/Groups',
     route(async (req, res, l) => {
       requireBody(req);
-      const group = await createGroup(l.org, req.body, l.baseUrl);
+      const group = await atomically(l, (org) => createGroup(org, req.body, l.baseUrl));
       res.setHeader('Location', (group.meta as Json).location as string);
       send(res, 201, project(group, readListQuery(req), CORE_GROUP));
     }),
@@ -170,14 +173,14 @@ export function createScimRouter(options: ScimRouterOptions) {
     '/Groups/:id',
     route(async (req, res, l) => {
       requireBody(req);
-      send(res, 200, project(await replaceGroup(l.org, req.params.id!, req.body, l.baseUrl), readListQuery(req), CORE_GROUP));
+      send(res, 200, project(await atomically(l, (org) => replaceGroup(org, req.params.id!, req.body, l.baseUrl)), readListQuery(req), CORE_GROUP));
     }),
   );
   router.patch(
     '/Groups/:id',
     route(async (req, res, l) => {
       requireBody(req);
-      await patchGroup(l.org, req.params.id!, req.body);
+      await atomically(l, (org) => patchGroup(org, req.params.id!, req.body));
       // 204 is what Entra prefers for group PATCH (idp-behaviour.md); a client asking for attributes gets the group.
       const query = readListQuery(req);
       if (query.attributes.length > 0) return send(res, 200, project(await loadGroup(l.org, req.params.id!, l.baseUrl), query, CORE_GROUP));
@@ -269,7 +272,8 @@ function readListQuery(req: Request): ListQuery {
   const filter = one('filter')?.trim();
   return {
     filter: filter || undefined,
-    startIndex: Math.max(1, integer('startIndex', 1)),
+    // Capped far past any organization's size, so a huge value is simply past the end.
+    startIndex: Math.min(MAX_START_INDEX, Math.max(1, integer('startIndex', 1))),
     count: Math.min(MAX_RESULTS, Math.max(0, integer('count', 100))),
     attributes: list('attributes'),
     excludedAttributes: list('excludedAttributes'),

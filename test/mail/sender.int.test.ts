@@ -122,6 +122,10 @@ describeEachDriver('outbox sender', (driver) => {
     expect(sink.received[0]!.raw).toContain(`Subject: ${mail.subject}`);
     expect(sink.received[0]!.raw).toContain('http://portico.test/accept?token=abc123');
     expect(await readMail(mail.id)).toMatchObject({ status: 'sent', attempts: 1, sentAt: now, lastError: null });
+    // Once delivered, the one-time token is no longer kept in the outbox.
+    const stored = await readMail(mail.id);
+    expect(stored.body).not.toContain('abc123');
+    expect(stored.body).toContain('http://portico.test/accept?token=(sent)');
   });
 
   it('a rejected mail stays pending with a backoff and is delivered once the server recovers', async () => {
