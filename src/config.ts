@@ -41,6 +41,17 @@ export const configSchema = z.object({
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/).default('100kb').describe('Largest accepted request body'),
 });
 
+/** Cross-variable rules, reported with the others. */
+const configRules = configSchema.superRefine((raw, ctx) => {
+  if (raw.DATABASE_URL && !raw.ENCRYPTION_KEY) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['ENCRYPTION_KEY'],
+      message: 'required with DATABASE_URL so every instance shares it; make one with `openssl rand -base64 32`',
+    });
+  }
+});
+
 export type RawConfig = z.infer<typeof configSchema>;
 
 export interface Config {
@@ -69,7 +80,7 @@ export class ConfigError extends Error {
 export function loadConfig(env: Record<string, string | undefined>): Config {
   // Empty strings mean "unset", as in most shells' `VAR= cmd`.
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
-  const parsed = configSchema.safeParse(present);
+  const parsed = configRules.safeParse(present);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
   }

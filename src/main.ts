@@ -10,7 +10,7 @@ import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/index.js';
 import { createOutboxSender } from './mail/sender.js';
-import { createEngine } from './membership/index.js';
+import { createEngine, createMailQueue } from './membership/index.js';
 
 async function main(): Promise<void> {
   let config: Config;
@@ -25,12 +25,6 @@ async function main(): Promise<void> {
   }
   const logger = pino({ level: config.logLevel, redact: ['*.token', '*.apiToken', '*.password', '*.secret'] });
 
-  if (config.databaseUrl && !config.encryptionKey) {
-    console.error(
-      'Invalid configuration:\n  - ENCRYPTION_KEY: required with DATABASE_URL so every instance shares it; make one with `openssl rand -base64 32`',
-    );
-    process.exit(2);
-  }
   if (config.databaseUrl) {
     logger.info('database: PostgreSQL (DATABASE_URL)');
   } else {
@@ -57,7 +51,7 @@ async function main(): Promise<void> {
   }
 
   const sender = createOutboxSender({
-    db: database.db,
+    queue: createMailQueue(database.db),
     smtpUrl: config.smtpUrl,
     from: config.smtpFrom,
     logger: logger.child({ component: 'mail' }),

@@ -33,7 +33,7 @@ describe('layering', () => {
   });
 
   it('lets adapters reach the engine only through its index and never touch SQL', () => {
-    for (const dir of ['src/http', 'src/scim', 'src/sso', 'src/sync']) {
+    for (const dir of ['src/http', 'src/scim', 'src/sso', 'src/sync', 'src/mail']) {
       let files: string[] = [];
       try {
         files = sources(dir);

@@ -21,6 +21,11 @@ describe('configuration', () => {
     expect(loadConfig({ PUBLIC_URL: 'https://portico.example.com/' }).publicUrl).toBe('https://portico.example.com');
   });
 
+  it('requires ENCRYPTION_KEY with DATABASE_URL, and says how to make one', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://db/portico' })).toThrow(/ENCRYPTION_KEY: required with DATABASE_URL.*openssl rand/);
+    expect(loadConfig({ DATABASE_URL: 'postgres://db/portico', ENCRYPTION_KEY: 'k'.repeat(32) }).databaseUrl).toBe('postgres://db/portico');
+  });
+
   it('treats empty variables as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', SMTP_URL: '' })).toMatchObject({ databaseUrl: undefined, smtpUrl: undefined });
   });

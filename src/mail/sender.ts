@@ -3,18 +3,16 @@
  * transaction of the change that causes them; this delivers them afterwards, so a request never
  * waits on a mail server, a rollback never mails and a crash never loses one (at-least-once).
  */
-import { and, asc, eq, inArray, isNull, lte, sql } from 'drizzle-orm';
 import { createTransport, type Transporter } from 'nodemailer';
 import type { Logger } from 'pino';
-import { schema, type Db } from '../db/index.js';
-
-const { outbox } = schema;
+import type { MailQueue, QueuedMail } from '../membership/index.js';
 
 /** However many attempts failed, a mail is retried at least hourly until `maxAttempts`. */
 const MAX_BACKOFF_MS = 60 * 60 * 1000;
 
 export interface OutboxSenderOptions {
-  db: Db;
+  /** The engine's outbox (`createMailQueue(db)`). */
+  queue: MailQueue;
   /** When unset, mails stay pending and are logged once so the operator can pass links on by hand. */
   smtpUrl?: string | undefined;
   from?: string;
@@ -47,10 +45,8 @@ export interface OutboxSender {
   stop(): Promise<void>;
 }
 
-type OutboxRow = typeof outbox.$inferSelect;
-
 export function createOutboxSender(options: OutboxSenderOptions): OutboxSender {
-  const { db, smtpUrl } = options;
+  const { queue, smtpUrl } = options;
   const logger = options.logger.child({ component: 'outbox' });
   const clock = options.clock ?? (() => new Date());
   const from = options.from ?? 'Portico <no-reply@localhost>';
@@ -65,48 +61,17 @@ export function createOutboxSender(options: OutboxSenderOptions): OutboxSender {
   let timer: NodeJS.Timeout | undefined;
   const inFlight = new Set<Promise<unknown>>();
 
-  /**
-   * Claims due rows in one statement. SKIP LOCKED lets instances claim disjoint rows, and the
-   * lease (next_attempt_at pushed forward) keeps a claimed row from being claimed again while it
-   * is being sent, without holding a transaction open across the SMTP conversation.
-   */
-  async function claimDue(now: Date): Promise<OutboxRow[]> {
-    const due = db
-      .select({ id: outbox.id })
-      .from(outbox)
-      .where(and(eq(outbox.status, 'pending'), lte(outbox.nextAttemptAt, now)))
-      .orderBy(asc(outbox.nextAttemptAt), asc(outbox.seq))
-      .limit(batchSize)
-      .for('update', { skipLocked: true });
-    return db
-      .update(outbox)
-      .set({ nextAttemptAt: new Date(now.getTime() + leaseMs), attempts: sql`${outbox.attempts} + 1` })
-      .where(inArray(outbox.id, due))
-      .returning();
-  }
-
-  async function deliver(mailer: Transporter, row: OutboxRow): Promise<boolean> {
+  async function deliver(mailer: Transporter, row: QueuedMail): Promise<boolean> {
     try {
       await mailer.sendMail({ from, to: row.recipient, subject: row.subject, text: row.body });
-      // Once delivered, the mail's one-time tokens are no longer kept: only the mailbox has them.
-      await db
-        .update(outbox)
-        .set({ status: 'sent', sentAt: clock(), lastError: null, body: redactTokens(row.body) })
-        .where(eq(outbox.id, row.id));
+      await queue.markSent(row, clock());
       return true;
     } catch (error) {
       // Only the message: SMTP errors carry the whole envelope and response objects.
       const lastError = error instanceof Error ? error.message : String(error);
       const exhausted = row.attempts >= maxAttempts;
       const backoff = Math.min(baseBackoffMs * 2 ** (row.attempts - 1), MAX_BACKOFF_MS);
-      await db
-        .update(outbox)
-        .set(
-          exhausted
-            ? { status: 'failed', lastError }
-            : { lastError, nextAttemptAt: new Date(clock().getTime() + backoff) },
-        )
-        .where(eq(outbox.id, row.id));
+      await queue.markFailed(row, { lastError, retryAt: exhausted ? undefined : new Date(clock().getTime() + backoff) });
       const fields = { mailId: row.id, attempts: row.attempts, error: lastError };
       if (exhausted) logger.error(fields, 'mail failed permanently');
       else logger.warn(fields, 'mail delivery failed; will retry');
@@ -114,27 +79,12 @@ export function createOutboxSender(options: OutboxSenderOptions): OutboxSender {
     }
   }
 
-  /**
-   * Logs each pending mail once. Logging happens before the transaction that sets logged_at
-   * commits, so a crash repeats a log line rather than losing the link the operator needs.
-   */
-  async function logBatch(): Promise<number> {
-    return db.transaction(async (tx) => {
-      const rows = await tx
-        .select()
-        .from(outbox)
-        .where(and(eq(outbox.status, 'pending'), isNull(outbox.loggedAt)))
-        .orderBy(asc(outbox.seq))
-        .limit(batchSize)
-        .for('update', { skipLocked: true });
-      for (const row of rows) {
-        const fields = { mailId: row.id, to: row.recipient, subject: row.subject, body: row.body };
-        logger.info(fields, 'mail not sent: SMTP is not configured');
-      }
-      if (rows.length > 0) {
-        await tx.update(outbox).set({ loggedAt: clock() }).where(inArray(outbox.id, rows.map((row) => row.id)));
-      }
-      return rows.length;
+  /** Logs each pending mail once: the operator passes its link on by hand. */
+  function logBatch(): Promise<number> {
+    return queue.logPending(clock(), {
+      limit: batchSize,
+      log: (mail) =>
+        logger.info({ mailId: mail.id, to: mail.recipient, subject: mail.subject, body: mail.body }, 'mail not sent: SMTP is not configured'),
     });
   }
 
@@ -148,7 +98,7 @@ export function createOutboxSender(options: OutboxSenderOptions): OutboxSender {
         full = logged === batchSize;
         continue;
       }
-      const rows = await claimDue(clock());
+      const rows = await queue.claimDue(clock(), { limit: batchSize, leaseMs });
       for (const row of rows) {
         if (await deliver(transport, row)) result.sent += 1;
         else result.failed += 1;
@@ -192,7 +142,3 @@ export function createOutboxSender(options: OutboxSenderOptions): OutboxSender {
   };
 }
 
-/** The body with each link's `token` parameter blanked out. */
-export function redactTokens(body: string): string {
-  return body.replace(/([?&]token=)[^\s&]+/g, '$1(sent)');
-}

@@ -1,7 +1,7 @@
 /**
  * People's accounts, their API tokens, the operator token, and accepting invitations.
  */
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import { schema, type Db } from '../db/index.js';
 import type { Principal } from './actor.js';
 import { newId, normalizeEmail, type EngineDeps, type Tx } from './context.js';
@@ -193,6 +193,22 @@ export async function acceptInvitation(
   }
   const { token } = await issueApiToken(tx, user.id, 'invitation acceptance');
   return { ...result, user: renderUser(user), apiToken: token };
+}
+
+/** A person's account with the providers and organizations it belongs to (accepted or confirmed). */
+export async function describeUser(db: Db, userId: string) {
+  const user = await getUser(db, userId);
+  const pu = schema.providerUsers;
+  const providers = await db
+    .select({ providerId: pu.providerId, providerUserId: pu.id, type: pu.type, status: pu.status })
+    .from(pu)
+    .where(eq(pu.userId, userId));
+  const m = schema.members;
+  const organizations = await db
+    .select({ organizationId: m.organizationId, memberId: m.id, role: m.role, status: m.status })
+    .from(m)
+    .where(and(eq(m.userId, userId), inArray(m.status, ['accepted', 'confirmed'])));
+  return { user, providers, organizations };
 }
 
 export { renderUser };

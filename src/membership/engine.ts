@@ -3,11 +3,10 @@
  * handle (`provider(id, principal)`, `organization(id, principal)`) whose every operation is
  * scoped to that tenant and runs in one transaction with its events and mails.
  */
-import { and, eq, inArray } from 'drizzle-orm';
-import { schema } from '../db/index.js';
 import {
   acceptInvitation,
   authenticate,
+  describeUser,
   ensureSystemToken,
   getUser,
   issueApiToken,
@@ -84,21 +83,7 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
       ),
 
     /** The signed-in person, with the providers and organizations it belongs to. */
-    me: async (principal: Principal) => {
-      const userId = requireUser(principal);
-      const user = await getUser(deps.db, userId);
-      const pu = schema.providerUsers;
-      const staff = await deps.db
-        .select({ providerId: pu.providerId, providerUserId: pu.id, type: pu.type, status: pu.status })
-        .from(pu)
-        .where(eq(pu.userId, userId));
-      const m = schema.members;
-      const memberships = await deps.db
-        .select({ organizationId: m.organizationId, memberId: m.id, role: m.role, status: m.status })
-        .from(m)
-        .where(and(eq(m.userId, userId), inArray(m.status, ['accepted', 'confirmed'])));
-      return { user, providers: staff, organizations: memberships };
-    },
+    me: async (principal: Principal) => describeUser(deps.db, requireUser(principal)),
     listTokens: async (principal: Principal) => listApiTokens(deps.db, requireUser(principal)),
     createToken: async (principal: Principal, name: string) => {
       const userId = requireUser(principal);

@@ -33,3 +33,4 @@ export {
   type SearchResult,
 } from './search.js';
 export type { ScimStatus } from './scim-keys.js';
+export { createMailQueue, redactTokens, type MailQueue, type QueuedMail } from './outbox.js';

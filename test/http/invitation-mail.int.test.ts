@@ -7,6 +7,7 @@ import { eq } from 'drizzle-orm';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { schema } from '../../src/db/index.js';
+import { createMailQueue } from '../../src/membership/index.js';
 import { createOutboxSender, type OutboxSender } from '../../src/mail/sender.js';
 import { startTestApp, SYSTEM_TOKEN, type TestApp } from '../support/app.js';
 import { describeEachDriver } from '../support/db.js';
@@ -24,7 +25,7 @@ describeEachDriver('invitation mail over SMTP', (driver) => {
     t = await startTestApp(driver);
     sink = await startSmtpSink();
     sender = createOutboxSender({
-      db: t.testDb.database.db,
+      queue: createMailQueue(t.testDb.database.db),
       smtpUrl: sink.url,
       from: 'Portico <no-reply@portico.test>',
       logger: pino({ level: 'silent' }),

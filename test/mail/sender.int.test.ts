@@ -8,6 +8,7 @@ import { pino, type Logger } from 'pino';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { schema } from '../../src/db/index.js';
+import { createMailQueue } from '../../src/membership/index.js';
 import { createOutboxSender, type OutboxSender, type OutboxSenderOptions } from '../../src/mail/sender.js';
 import { describeEachDriver, openTestDatabase, type TestDatabase } from '../support/db.js';
 
@@ -58,7 +59,7 @@ describeEachDriver('outbox sender', (driver) => {
 
   const makeSender = (overrides: Partial<OutboxSenderOptions> = {}): OutboxSender => {
     const sender = createOutboxSender({
-      db: testDb.database.db,
+      queue: createMailQueue(testDb.database.db),
       smtpUrl: sink.url,
       logger: silent,
       clock,
