@@ -30,7 +30,7 @@ const GROUP_CONFLICTS = {
   groups_org_name_key: 'A group with this name already exists',
 };
 
-const renderGroup = (row: GroupRow): Group => ({
+export const renderGroup = (row: GroupRow): Group => ({
   id: row.id,
   organizationId: row.organizationId,
   name: row.name,

@@ -8,6 +8,7 @@ import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import { schema, type Db } from '../db/index.js';
 import { InvalidInput } from './errors.js';
 import { isId } from './ids.js';
+import { renderGroup, type Group } from './groups.js';
 import { renderMember, type Member } from './members.js';
 
 export type FilterOperator = 'eq' | 'ne' | 'co' | 'sw' | 'ew' | 'gt' | 'ge' | 'lt' | 'le' | 'pr';
@@ -226,14 +227,8 @@ function groupLeaf(attribute: GroupAttribute, op: FilterOperator, value: FilterV
   }
 }
 
-export interface GroupSummary {
-  id: string;
-  organizationId: string;
-  name: string;
-  externalId: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
+/** A group without its members and collection access, as lists show it. */
+export type GroupSummary = Omit<Group, 'members' | 'collections'>;
 
 /** Groups of one organization matching `filter`, in creation order, one page and the total. */
 export async function searchGroups(
@@ -252,17 +247,7 @@ export async function searchGroups(
     .offset(page.offset)
     .limit(page.limit);
   const total = endsResult(rows.length, page) ? page.offset + rows.length : await countWhere(db, g, where);
-  return {
-    total,
-    items: rows.map((group) => ({
-      id: group.id,
-      organizationId: group.organizationId,
-      name: group.name,
-      externalId: group.externalId,
-      createdAt: group.createdAt.toISOString(),
-      updatedAt: group.updatedAt.toISOString(),
-    })),
-  };
+  return { total, items: rows.map(renderGroup) };
 }
 
 /** The members (id and email) of each of `groupIds`, for rendering a page of groups at once. */

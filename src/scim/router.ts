@@ -65,30 +65,28 @@ export function createScimRouter(options: ScimRouterOptions) {
     '/ServiceProviderConfig',
     route(async (_req, res, l) => send(res, 200, serviceProviderConfig(l.baseUrl))),
   );
-  router.get(
-    '/ResourceTypes',
-    route(async (_req, res, l) => send(res, 200, listResponse(resourceTypes(l.baseUrl), 2, 1))),
-  );
-  router.get(
-    '/ResourceTypes/:id',
-    route(async (req, res, l) => {
-      const found = resourceTypes(l.baseUrl).find((t) => t.id === req.params.id);
-      if (!found) throw new ScimError(404, undefined, 'Resource type not found');
-      send(res, 200, found);
-    }),
-  );
-  router.get(
-    '/Schemas',
-    route(async (_req, res, l) => send(res, 200, listResponse(schemaDocuments(l.baseUrl), 3, 1))),
-  );
-  router.get(
-    '/Schemas/:id',
-    route(async (req, res, l) => {
-      const found = schemaDocuments(l.baseUrl).find((s) => s.id === req.params.id);
-      if (!found) throw new ScimError(404, undefined, 'Schema not found');
-      send(res, 200, found);
-    }),
-  );
+  // Discovery lists and their members by id (RFC 7644 §4).
+  const discovery = [
+    ['/ResourceTypes', resourceTypes, 'Resource type'],
+    ['/Schemas', schemaDocuments, 'Schema'],
+  ] as const;
+  for (const [path, documents, what] of discovery) {
+    router.get(
+      path,
+      route(async (_req, res, l) => {
+        const all: { id: string }[] = documents(l.baseUrl);
+        send(res, 200, listResponse(all, all.length, 1));
+      }),
+    );
+    router.get(
+      `${path}/:id`,
+      route(async (req, res, l) => {
+        const found = (documents(l.baseUrl) as { id: string }[]).find((d) => d.id === req.params.id);
+        if (!found) throw new ScimError(404, undefined, `${what} not found`);
+        send(res, 200, found);
+      }),
+    );
+  }
 
   router.get(
     '/Users',
