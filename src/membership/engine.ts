@@ -8,7 +8,6 @@ import {
   authenticate,
   describeUser,
   ensureSystemToken,
-  getUser,
   issueApiToken,
   listApiTokens,
   revokeApiToken,

@@ -8,7 +8,7 @@ import type { Actor, Principal, SystemActorName } from './actor.js';
 import { inTransaction, type EngineDeps } from './context.js';
 import { OrganizationNotFound, ProviderDisabled } from './errors.js';
 import { recordEvent } from './events.js';
-import { isId, type MemberId, type OrganizationId, type ProviderUserId } from './ids.js';
+import { isId, type MemberId, type ProviderUserId } from './ids.js';
 import type { OrganizationCaller, Permissions, Role } from './members.rules.js';
 import { renderOrganization, type Organization } from './providers.js';
 
