@@ -29,6 +29,7 @@ const CREATES = Number(args.creates ?? 500);
 const LOOKUPS = Number(args.lookups ?? 400);
 const PAGES = Number(args.pages ?? 100);
 const SYSTEM_TOKEN = `bench-${randomBytes(24).toString('hex')}`;
+const ENCRYPTION_KEY = randomBytes(32).toString('base64');
 
 const baseUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -59,7 +60,10 @@ async function main() {
   const raw = postgres(url.toString(), { max: 4, onnotice: () => {} });
   try {
     await database.migrate();
-    const engine = createEngine({ db: database.db, clock: () => new Date(), publicUrl: 'http://bench.local' }, { systemToken: SYSTEM_TOKEN });
+    const engine = createEngine(
+      { db: database.db, clock: () => new Date(), publicUrl: 'http://bench.local', encryptionKey: ENCRYPTION_KEY },
+      { systemToken: SYSTEM_TOKEN },
+    );
     const app = createApp({ engine, database, logger: pino({ level: 'silent' }), publicUrl: 'http://bench.local', bodyLimit: '100kb' });
     const server = app.listen(0, '127.0.0.1');
     await new Promise<void>((resolve) => server.once('listening', () => resolve()));
@@ -97,8 +101,9 @@ async function main() {
 
     // A provider and its admin, through the engine.
     const provider = await engine.createProvider({ kind: 'system' }, { name: 'Bench MSP', adminEmail: 'admin@bench.example' });
-    const [mail] = await raw`select body from outbox where recipient = 'admin@bench.example'`;
-    const setupToken = new URL(String(mail!.body).match(/https?:\/\/\S+/)![0]).searchParams.get('token')!;
+    // Mail bodies are sealed at rest; the operator's outbox opens them.
+    const [mail] = await engine.listOutbox({ kind: 'system' }, { recipient: 'admin@bench.example' });
+    const setupToken = new URL(mail!.text.match(/https?:\/\/\S+/)![0]).searchParams.get('token')!;
     const { apiToken } = await engine.completeProviderSetup({ token: setupToken });
     const principal = await engine.authenticate(apiToken);
     const providerHandle = await engine.provider(provider.id, principal);

@@ -8,12 +8,16 @@ import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { Database } from './db/index.js';
 import { apiRoutes } from './http/api.routes.js';
+import { limitJsonDepth, MAX_JSON_DEPTH } from './http/json-depth.js';
+import { clientErrorStatus, UNDECODABLE } from './http/client-error.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { buildOpenApi } from './http/openapi.js';
-import { problemFromDomainError, sendProblem } from './http/problem.js';
+import { problemFromDomainError, sendProblem, serviceUnavailable } from './http/problem.js';
+import { createAuthThrottle, type AuthLimits, type AuthThrottle } from './http/rate-limit.js';
 import type { Route } from './http/route.js';
-import { DomainError, Unauthenticated, type Engine, type Principal } from './membership/index.js';
-import { createScimRouter } from './scim/router.js';
+import { httpSerializers } from './logging.js';
+import { DomainError, isDatabaseUnavailable, Unauthenticated, type Engine, type Principal } from './membership/index.js';
+import { createScimRouter, scimErrorHandler } from './scim/router.js';
 
 export interface AppDeps {
   engine: Engine;
@@ -23,6 +27,8 @@ export interface AppDeps {
   bodyLimit: string;
   version?: string;
   metrics?: Metrics;
+  /** Failed-authentication budgets (`src/http/rate-limit.ts`); absent: unlimited. */
+  rateLimits?: AuthLimits | undefined;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -44,7 +50,12 @@ export function createApp(deps: AppDeps) {
         res.setHeader('X-Request-Id', id);
         return id;
       },
-      redact: ['req.headers.authorization', 'req.headers.cookie'],
+      redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
+      // Mailed links carry `?token=`, SSO returns `?code=`: the URL is logged with such values
+      // redacted, and errors without their bound SQL parameters. Unwrapped, so each serializer
+      // sees the raw object (and this child's `err` serializer is ours, not pino's default).
+      wrapSerializers: false,
+      serializers: httpSerializers,
     }),
   );
   app.use((req, res, next) => {
@@ -72,16 +83,22 @@ export function createApp(deps: AppDeps) {
   });
 
   const api = express.Router();
-  api.use(express.json({ limit: deps.bodyLimit, type: ['application/json', 'application/*+json'] }));
+  api.use(
+    express.json({ limit: deps.bodyLimit, type: ['application/json', 'application/*+json'] }),
+    limitJsonDepth((_req, res) =>
+      sendProblem(res, { status: 400, code: 'request.invalid', detail: `The body nests deeper than ${MAX_JSON_DEPTH} levels` }),
+    ),
+  );
   api.get('/openapi.json', (_req, res) => {
     res.json(openApi);
   });
-  for (const r of apiRoutes) api[r.method](r.path, handler(deps.engine, r));
+  const throttle = createAuthThrottle(deps.engine, deps.rateLimits);
+  for (const r of apiRoutes) api[r.method](r.path, handler(deps.engine, r, throttle));
   api.use((req, res) => {
     sendProblem(res, { status: 404, code: 'route.not_found', detail: `No route ${req.method} ${req.baseUrl}${req.path}` });
   });
   app.use('/api/v1', api);
-  app.use('/scim/v2/:organizationId', createScimRouter({ engine: deps.engine, publicUrl: deps.publicUrl, bodyLimit: deps.bodyLimit }));
+  app.use('/scim/v2/:organizationId', throttle.scim(), createScimRouter({ engine: deps.engine, publicUrl: deps.publicUrl, bodyLimit: deps.bodyLimit }));
 
   app.use((req, res) => {
     sendProblem(res, { status: 404, code: 'route.not_found', detail: `No route ${req.method} ${req.path}` });
@@ -90,19 +107,19 @@ export function createApp(deps: AppDeps) {
   return app;
 }
 
-function handler(engine: Engine, r: Route) {
+function handler(engine: Engine, r: Route, throttle: AuthThrottle) {
   return async (req: Request, res: Response, next: NextFunction) => {
     try {
       if (r.body && hasBody(req) && !req.is(['application/json', 'application/*+json'])) {
         return sendProblem(res, { status: 415, code: 'request.unsupported_media_type', detail: 'Send application/json' });
       }
-      const principal = await authenticateRequest(engine, req, r.auth);
+      const principal = await throttle.authenticate(req, r, () => authenticateRequest(engine, req, r.auth));
       const body = r.body ? parseOrProblem(r.body, req.body, 'body') : undefined;
       const query = r.query ? parseOrProblem(r.query, req.query, 'query') : undefined;
       if (!r.query && Object.keys(req.query).length > 0) {
         throw new BadRequest('This route takes no query parameters', Object.keys(req.query).map((k) => ({ path: `query.${k}`, message: 'Unrecognized parameter' })));
       }
-      const result = await r.handle({ engine, principal, params: req.params, body, query, req });
+      const result = await throttle.redeem(req, r, () => r.handle({ engine, principal, params: req.params, body, query, req }));
       if (result === undefined || r.status === 204) return void res.status(204).end();
       res.status(r.status ?? 200).json(result);
     } catch (error) {
@@ -148,7 +165,12 @@ function parseOrProblem<T>(schema: import('zod').ZodType<T>, value: unknown, whe
   );
 }
 
-function errorHandler(error: unknown, req: Request, res: Response, _next: NextFunction): void {
+function errorHandler(error: unknown, req: Request, res: Response, next: NextFunction): void {
+  // Once the answer has begun, express's own handler can only cut the connection.
+  if (res.headersSent) return next(error);
+  // What fails under /scim/ before its router answers (a malformed %-escape in :organizationId, the
+  // throttle's database read) is answered in SCIM's format.
+  if (req.originalUrl.startsWith('/scim/')) return scimErrorHandler(error, req, res, next);
   if (error instanceof DomainError) return sendProblem(res, problemFromDomainError(error));
   if (error instanceof BadRequest) {
     return sendProblem(res, { status: 400, code: 'request.invalid', detail: error.detail, errors: error.errors });
@@ -162,6 +184,14 @@ function errorHandler(error: unknown, req: Request, res: Response, _next: NextFu
   }
   if (bodyError.type === 'charset.unsupported' || bodyError.type === 'encoding.unsupported') {
     return sendProblem(res, { status: 415, code: 'request.unsupported_media_type', detail: 'Unsupported encoding' });
+  }
+  const clientStatus = clientErrorStatus(error);
+  if (clientStatus !== undefined) {
+    return sendProblem(res, { status: clientStatus, code: clientStatus === 400 ? 'request.malformed' : 'request.refused', detail: UNDECODABLE });
+  }
+  if (isDatabaseUnavailable(error)) {
+    req.log.warn({ err: error }, 'request failed: the database is unavailable');
+    return sendProblem(res, serviceUnavailable());
   }
   req.log.error({ err: error }, 'unhandled error');
   sendProblem(res, {

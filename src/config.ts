@@ -23,7 +23,7 @@ export const configSchema = z.object({
     .string()
     .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
     .optional()
-    .describe('e.g. smtp://127.0.0.1:2525; when unset mail stays in the outbox table and the log'),
+    .describe('e.g. smtp://127.0.0.1:2525; when unset mail stays in the outbox table, for the operator to read at GET /api/v1/outbox'),
   SMTP_FROM: z.string().min(3).default('Portico <no-reply@localhost>').describe('Sender address of mails'),
   SYSTEM_ADMIN_TOKEN: z
     .string()
@@ -35,10 +35,37 @@ export const configSchema = z.object({
     .string()
     .min(32, 'must be at least 32 characters; make one with `openssl rand -base64 32`')
     .optional()
-    .describe('Key for secrets that must be read back; required with DATABASE_URL, generated into DATA_DIR with PGlite'),
+    .describe('Key for secrets that must be read back (unsent mail included); required with DATABASE_URL, generated into DATA_DIR with PGlite'),
   DNS_SERVERS: z.string().optional().describe('Resolvers for domain verification, e.g. 127.0.0.1:5353; default: system'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/).default('100kb').describe('Largest accepted request body'),
+  RATE_LIMIT_AUTH_FAILURES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(10)
+    .describe(
+      'Failed authentications one client IP may make per kind (API bearer token, SCIM key, invitation token, setup token) within RATE_LIMIT_AUTH_WINDOW; then every attempt answers 429 until the window passes; 0 turns it off',
+    ),
+  RATE_LIMIT_SCIM_FAILURES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(50)
+    .describe('Failed SCIM-key authentications on one organization, from any client, within RATE_LIMIT_AUTH_WINDOW; 0 turns it off'),
+  RATE_LIMIT_AUTH_WINDOW: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(86_400)
+    .default(900)
+    .describe('Seconds a failed-authentication window lasts, from its first failure'),
+  RATE_LIMIT_MAILS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(10)
+    .describe('Mails to one address per hour, all kinds together; past it the change that would mail answers 429; 0 turns it off'),
 });
 
 /** Cross-variable rules, reported with the others. */
@@ -67,6 +94,12 @@ export interface Config {
   dnsServers: string[];
   logLevel: RawConfig['LOG_LEVEL'];
   bodyLimit: string;
+  rateLimits: {
+    authFailuresPerClient: number;
+    scimFailuresPerOrganization: number;
+    authWindowSeconds: number;
+    mailsPerRecipient: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -98,6 +131,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dnsServers: raw.DNS_SERVERS ? raw.DNS_SERVERS.split(',').map((s) => s.trim()).filter(Boolean) : [],
     logLevel: raw.LOG_LEVEL,
     bodyLimit: raw.BODY_LIMIT,
+    rateLimits: {
+      authFailuresPerClient: raw.RATE_LIMIT_AUTH_FAILURES,
+      scimFailuresPerOrganization: raw.RATE_LIMIT_SCIM_FAILURES,
+      authWindowSeconds: raw.RATE_LIMIT_AUTH_WINDOW,
+      mailsPerRecipient: raw.RATE_LIMIT_MAILS,
+    },
   };
 }
 

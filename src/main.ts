@@ -5,10 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/index.js';
+import { createLogger } from './logging.js';
 import { createOutboxSender } from './mail/sender.js';
 import { createEngine, createMailQueue } from './membership/index.js';
 
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = pino({ level: config.logLevel, redact: ['*.token', '*.apiToken', '*.password', '*.secret'] });
+  const logger = createLogger(config);
 
   if (config.databaseUrl) {
     logger.info('database: PostgreSQL (DATABASE_URL)');
@@ -31,14 +31,22 @@ async function main(): Promise<void> {
     logger.info({ dataDir: config.dataDir }, `database: embedded PGlite at ${config.dataDir} (set DATABASE_URL for PostgreSQL)`);
     ensureLocalEncryptionKey(config);
   }
-  if (!config.smtpUrl) logger.info('mail: SMTP_URL unset, mail goes to the outbox table and the log');
+  if (!config.smtpUrl) logger.info('mail: SMTP_URL unset, mail stays in the outbox table; the operator reads it at GET /api/v1/outbox');
+
+  // The config schema requires it with DATABASE_URL; with PGlite it was generated above.
+  const encryptionKey = config.encryptionKey;
+  if (!encryptionKey) throw new Error('ENCRYPTION_KEY is unset; make one with `openssl rand -base64 32`');
 
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   await database.migrate();
-  const engine = createEngine(
-    { db: database.db, clock: () => new Date(), publicUrl: config.publicUrl },
-    { systemToken: config.systemAdminToken },
-  );
+  const engineDeps = {
+    db: database.db,
+    clock: () => new Date(),
+    publicUrl: config.publicUrl,
+    encryptionKey,
+    limits: { mailsPerRecipient: config.rateLimits.mailsPerRecipient },
+  };
+  const engine = createEngine(engineDeps, { systemToken: config.systemAdminToken });
   const generated = await engine.ensureSystemToken();
   if (generated) {
     // Printed once, to the terminal and not through the logger: only its hash is stored.
@@ -51,14 +59,29 @@ async function main(): Promise<void> {
   }
 
   const sender = createOutboxSender({
-    queue: createMailQueue(database.db),
+    queue: createMailQueue(engineDeps),
     smtpUrl: config.smtpUrl,
     from: config.smtpFrom,
     logger: logger.child({ component: 'mail' }),
   });
   sender.start();
 
-  const app = createApp({ engine, database, logger, publicUrl: config.publicUrl, bodyLimit: config.bodyLimit });
+  // Rate-limit counters whose window passed are deleted every 10 minutes (by every instance: a
+  // delete of what has expired is idempotent).
+  let pruning: Promise<unknown> = Promise.resolve();
+  const pruneTimer = setInterval(() => {
+    pruning = engine.pruneRateLimits().catch((error: unknown) => logger.warn({ err: error }, 'pruning rate limits failed'));
+  }, 10 * 60_000);
+  pruneTimer.unref();
+
+  const app = createApp({
+    engine,
+    database,
+    logger,
+    publicUrl: config.publicUrl,
+    bodyLimit: config.bodyLimit,
+    rateLimits: config.rateLimits,
+  });
   const server = app.listen(config.port, () => {
     logger.info({ port: config.port, publicUrl: config.publicUrl }, `Portico listening on ${config.publicUrl}`);
   });
@@ -72,12 +95,25 @@ async function main(): Promise<void> {
     force.unref();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await sender.stop();
+    clearInterval(pruneTimer);
+    await pruning;
     await database.close();
     logger.info('stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  // Last line of defence, not a fix: every failure of a request is answered by its adapter. A
+  // stray rejection is a bug to find in the log, not a reason to drop every request in flight; an
+  // uncaught exception leaves state unknown, so it is logged through pino and the process exits
+  // for its supervisor to restart.
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: reason }, 'unhandled promise rejection (a bug: some failure was not awaited)');
+  });
+  process.on('uncaughtException', (error) => {
+    logger.fatal({ err: error }, 'uncaught exception; exiting');
+    process.exit(1);
+  });
 }
 
 /** With PGlite, a key for secrets read back is generated once into DATA_DIR. */

@@ -318,6 +318,14 @@ export const scimConfigs = pgTable('scim_configs', {
     .references(() => organizations.id, { onDelete: 'cascade' }),
   tokenHash: text('token_hash').notNull(),
   enabled: boolean('enabled').notNull(),
+  /**
+   * The rights of the person who issued the key, which the key acts with: a key never carries more
+   * than its issuer. Keys issued before this column existed are limited to admin rights.
+   */
+  issuerRole: text('issuer_role').notNull().default('admin'),
+  issuerPermissions: jsonb('issuer_permissions').$type<Record<string, boolean>>(),
+  /** Who issued the key (an event actor), for the record. */
+  issuedBy: jsonb('issued_by').$type<Record<string, string>>(),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 });
@@ -362,4 +370,20 @@ export const outbox = pgTable(
     createdAt: createdAt(),
   },
   (t) => [index('outbox_due_idx').on(t.status, t.nextAttemptAt)],
+);
+
+/**
+ * Rate-limit counters every instance shares (failed authentications per client, mails per
+ * recipient): a fixed window per key, restarted by the upsert once `expires_at` has passed.
+ * Not a tenant table: keys name clients and addresses. Expired rows are pruned by a timer.
+ */
+export const rateLimits = pgTable(
+  'rate_limits',
+  {
+    key: text('key').primaryKey(),
+    points: integer('points').notNull(),
+    /** Null: the key never expires (rate-limiter-flexible's duration 0). */
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [index('rate_limits_expires_idx').on(t.expiresAt)],
 );

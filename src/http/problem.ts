@@ -1,9 +1,10 @@
 /**
- * RFC 9457 problem details: the one mapping from domain error codes to HTTP. Anything that is not
- * a DomainError becomes a generic 500; its text never reaches the client.
+ * RFC 9457 problem details: the one mapping from domain error codes to HTTP. A database out of
+ * reach is 503 `service.unavailable`; anything else that is not a DomainError becomes a generic
+ * 500, and its text never reaches the client.
  */
 import type { Response } from 'express';
-import { DomainError } from '../membership/index.js';
+import { DATABASE_RETRY_AFTER_SECONDS, DomainError, RateLimited } from '../membership/index.js';
 
 const STATUS_BY_CODE: Record<string, number> = {
   'auth.unauthenticated': 401,
@@ -23,6 +24,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   'provider.last_admin': 409,
   'policy.dependency': 409,
   conflict: 409,
+  'rate.limited': 429,
 };
 
 const TITLES: Record<number, string> = {
@@ -34,6 +36,7 @@ const TITLES: Record<number, string> = {
   409: 'Conflict',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -43,6 +46,8 @@ export interface Problem {
   code: string;
   detail: string;
   errors?: unknown;
+  /** Seconds, sent as `Retry-After` (RFC 9110 §10.2.3). */
+  retryAfter?: number;
 }
 
 export function statusOf(error: DomainError): number {
@@ -52,12 +57,24 @@ export function statusOf(error: DomainError): number {
 
 export function problemFromDomainError(error: DomainError): Problem {
   const problem: Problem = { status: statusOf(error), code: error.code, detail: error.message };
-  if (error.details !== undefined) problem.errors = error.details;
+  if (error instanceof RateLimited) problem.retryAfter = error.retryAfter;
+  else if (error.details !== undefined) problem.errors = error.details;
   return problem;
+}
+
+/** The database is out of reach: this request failed, and the same one may succeed in a moment. */
+export function serviceUnavailable(): Problem {
+  return {
+    status: 503,
+    code: 'service.unavailable',
+    detail: 'The service is unavailable for a moment; retry later',
+    retryAfter: DATABASE_RETRY_AFTER_SECONDS,
+  };
 }
 
 export function sendProblem(res: Response, problem: Problem): void {
   if (problem.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
+  if (problem.retryAfter !== undefined) res.setHeader('Retry-After', String(problem.retryAfter));
   res
     .status(problem.status)
     .type('application/problem+json')

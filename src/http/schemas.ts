@@ -1,11 +1,19 @@
 /** Request schemas of /api/v1: strict, so unknown fields and wrong types answer 400 with every path. */
 import { z } from 'zod';
-import { MEMBER_STATUSES, PERMISSION_FLAGS, PLANS, PROVIDER_INVITE_BATCH, PROVIDER_USER_TYPES, ROLES } from '../membership/index.js';
+import { isStorableText, MEMBER_STATUSES, PERMISSION_FLAGS, PLANS, PROVIDER_INVITE_BATCH, PROVIDER_USER_TYPES, ROLES } from '../membership/index.js';
+
+/**
+ * Every free string of the API: text PostgreSQL can store as given. Its text cannot hold NUL, and an
+ * unpaired surrogate has no UTF-8 form (the drivers would store U+FFFD; jsonb refuses it), so
+ * either is a 400 here rather than a failed query. The engine's rule is src/membership/storable.ts.
+ * (`email` needs none: its format admits ASCII only.)
+ */
+const text = () => z.string().refine(isStorableText, 'must not contain NUL or an unpaired surrogate');
 
 export const email = z.email().max(254);
-const name = z.string().trim().min(1).max(200);
-const externalId = z.string().min(1).max(300);
-const token = z.string().min(1).max(200);
+const name = text().trim().min(1).max(200);
+const externalId = text().min(1).max(300);
+const token = text().min(1).max(200);
 
 export const permissions = z.strictObject(
   Object.fromEntries(PERMISSION_FLAGS.map((flag) => [flag, z.boolean().optional()])) as Record<
@@ -15,13 +23,13 @@ export const permissions = z.strictObject(
 );
 
 export const collectionAccess = z.strictObject({
-  id: z.string().max(64),
+  id: text().max(64),
   readOnly: z.boolean().default(false),
   hidePasswords: z.boolean().default(false),
   manage: z.boolean().default(false),
 });
 
-const ids = z.array(z.string().max(64)).max(10_000);
+const ids = z.array(text().max(64)).max(10_000);
 
 export const createProvider = z.strictObject({ name, adminEmail: email });
 export const providerSetup = z.strictObject({ token, name: name.optional(), billingEmail: email.optional() });
@@ -45,7 +53,7 @@ export const createClient = z.strictObject({
   plan: z.enum(PLANS),
   seats: z.number().int().min(0).max(1_000_000),
   ownerEmail: email.optional(),
-  identifier: z.string().min(1).max(50).optional(),
+  identifier: text().min(1).max(50).optional(),
   collectionName: name.optional(),
 });
 export const updateClient = z
@@ -100,13 +108,13 @@ const isoDate = z
 export const eventQuery = z.strictObject({
   start: isoDate.optional(),
   end: isoDate.optional(),
-  continuationToken: z.string().max(500).optional(),
+  continuationToken: text().max(500).optional(),
 });
 
 export const memberQuery = z.strictObject({
   status: z.enum(MEMBER_STATUSES).optional(),
-  email: z.string().max(254).optional(),
-  continuationToken: z.string().max(500).optional(),
+  email: text().max(254).optional(),
+  continuationToken: text().max(500).optional(),
 });
 
-export const outboxQuery = z.strictObject({ recipient: z.string().max(254).optional() });
+export const outboxQuery = z.strictObject({ recipient: text().max(254).optional() });

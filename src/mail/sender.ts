@@ -11,9 +11,12 @@ import type { MailQueue, QueuedMail } from '../membership/index.js';
 const MAX_BACKOFF_MS = 60 * 60 * 1000;
 
 export interface OutboxSenderOptions {
-  /** The engine's outbox (`createMailQueue(db)`). */
+  /** The engine's outbox (`createMailQueue({ db, encryptionKey })`). */
   queue: MailQueue;
-  /** When unset, mails stay pending and are logged once so the operator can pass links on by hand. */
+  /**
+   * When unset, mails stay pending and each is logged once (recipient and subject, never the body)
+   * so the operator reads it at `GET /api/v1/outbox` and passes its link on by hand.
+   */
   smtpUrl?: string | undefined;
   from?: string;
   logger: Logger;
@@ -63,7 +66,9 @@ export function createOutboxSender(options: OutboxSenderOptions): OutboxSender {
 
   async function deliver(mailer: Transporter, row: QueuedMail): Promise<boolean> {
     try {
-      await mailer.sendMail({ from, to: row.recipient, subject: row.subject, text: row.body });
+      // Opened only now: until it is sent, the body (and its token) stays sealed at rest.
+      const text = queue.openBody(row);
+      await mailer.sendMail({ from, to: row.recipient, subject: row.subject, text });
       await queue.markSent(row, clock());
       return true;
     } catch (error) {
@@ -79,12 +84,19 @@ export function createOutboxSender(options: OutboxSenderOptions): OutboxSender {
     }
   }
 
-  /** Logs each pending mail once: the operator passes its link on by hand. */
+  /**
+   * Logs each pending mail once, without its body: the body carries a redeemable token, and logs
+   * are shipped and kept where the database's protection does not reach. The operator reads the
+   * mail at GET /api/v1/outbox and passes its link on by hand.
+   */
   function logBatch(): Promise<number> {
     return queue.logPending(clock(), {
       limit: batchSize,
       log: (mail) =>
-        logger.info({ mailId: mail.id, to: mail.recipient, subject: mail.subject, body: mail.body }, 'mail not sent: SMTP is not configured'),
+        logger.info(
+          { mailId: mail.id, to: mail.recipient, subject: mail.subject },
+          'mail not sent: SMTP is not configured; read it at GET /api/v1/outbox',
+        ),
     });
   }
 

@@ -5,7 +5,7 @@ import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import { schema, type Db } from '../db/index.js';
 import type { Principal } from './actor.js';
 import { newId, normalizeEmail, type EngineDeps, type Tx } from './context.js';
-import { InvalidStatus, InvitationEmailMismatch, TokenNotFound, Unauthenticated } from './errors.js';
+import { InvalidStatus, InvitationEmailMismatch, InvitationInvalid, TokenNotFound, Unauthenticated } from './errors.js';
 import { recordEvent } from './events.js';
 import { isId, type OrganizationId, type ProviderUserId, type UserId } from './ids.js';
 import { claimInvitation } from './invitations.js';
@@ -166,6 +166,8 @@ export async function acceptInvitation(
       .where(eq(m.id, invitation.memberId!))
       .for('update');
     if (!member || member.status !== 'invited') throw new InvalidStatus('The invitation is no longer open');
+    // Only the member's current address accepts: a token mailed to an address it no longer has does not.
+    if (normalizeEmail(member.email) !== normalizeEmail(invitation.email)) throw new InvitationInvalid();
     await requireSingleOrgAllows(tx, member.organizationId as OrganizationId, user.id);
     const [row] = await tx.db
       .update(m)

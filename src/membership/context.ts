@@ -1,6 +1,7 @@
 /**
  * What every engine operation receives: the database (or the transaction it runs in), the clock,
- * and the public URL for mailed links. Values travel as arguments; nothing is kept on modules.
+ * the public URL for mailed links and the key that seals secrets at rest. Values travel as
+ * arguments; nothing is kept on modules.
  */
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/index.js';
@@ -12,6 +13,10 @@ export interface EngineDeps {
   clock: () => Date;
   /** Base of links in mails, e.g. `http://localhost:8080`. */
   publicUrl: string;
+  /** ENCRYPTION_KEY: seals what must be read back (pending mail bodies) with `secret-box.ts`. */
+  encryptionKey: string;
+  /** Throttles kept in the database (`rate-limits.ts`); absent or 0: unlimited. */
+  limits?: { mailsPerRecipient: number } | undefined;
 }
 
 /** A unit of work: one transaction, one `now` for every row it writes. */
@@ -24,6 +29,25 @@ export interface Tx {
 /** Runs `work` in one transaction: the change, its events and its mails commit or roll back together. */
 export async function inTransaction<T>(deps: EngineDeps, work: (tx: Tx) => Promise<T>): Promise<T> {
   return deps.db.transaction(async (db) => work({ db: db as unknown as Db, now: deps.clock(), deps }));
+}
+
+/**
+ * Awaits statements of one transaction issued together (postgres.js pipelines them on its
+ * connection). Unlike Promise.all, it lets every one settle before it rethrows the first failure,
+ * so the unit of work never ends, and ROLLBACK never runs, while a sibling is still issuing
+ * statements; and it rethrows the failure that came first, the cause, not a later "current
+ * transaction is aborted" (25P02).
+ */
+export async function pipelined(statements: (Promise<unknown> | undefined)[]): Promise<void> {
+  let failure: { reason: unknown } | undefined;
+  await Promise.all(
+    statements.map((statement) =>
+      statement?.catch((reason: unknown) => {
+        failure ??= { reason };
+      }),
+    ),
+  );
+  if (failure) throw failure.reason;
 }
 
 export const newId = (): string => randomUUID();

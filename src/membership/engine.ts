@@ -22,10 +22,11 @@ import * as groups from './groups.js';
 import type { OrganizationId, ProviderId, UserId } from './ids.js';
 import * as members from './members.js';
 import { requireAdministrator, requireFeature, requirePermission, type OrganizationCaller } from './members.rules.js';
-import { loadOrganization, resolveOrganizationCaller, systemCaller } from './organizations.js';
+import { loadOrganization, recheckOrganizationCaller, resolveOrganizationCaller } from './organizations.js';
 import { lockOrganization } from './organization-state.js';
 import * as policies from './policies.js';
 import * as providers from './providers.js';
+import { createRateLimiter, pruneRateLimits, type RateLimitOptions } from './rate-limits.js';
 import * as scimKeys from './scim-keys.js';
 import * as search from './search.js';
 
@@ -33,13 +34,25 @@ export type Engine = ReturnType<typeof createEngine>;
 export type ProviderHandle = ReturnType<typeof providerHandle>;
 export type OrganizationHandle = ReturnType<typeof organizationHandle>;
 
+/**
+ * How a handle reads its caller's rights again inside a write transaction, once the tenant's row
+ * is locked: a demotion committed while the request waited for the lock applies to it.
+ */
+type Recheck = (tx: Tx) => Promise<OrganizationCaller>;
+
+interface Grant {
+  organizationId: OrganizationId;
+  caller: OrganizationCaller;
+  recheck: Recheck;
+}
+
 export function createEngine(deps: EngineDeps, options: { systemToken?: string | undefined } = {}) {
   // The organization handles this engine issued, with what they grant: `atomically` accepts only
   // these, so an adapter cannot make itself a handle from an id and a caller of its choosing.
-  const grants = new WeakMap<object, { organizationId: OrganizationId; caller: OrganizationCaller }>();
-  const issue = (organizationId: OrganizationId, caller: OrganizationCaller, within?: Tx) => {
-    const handle = organizationHandle(deps, organizationId, caller, within);
-    grants.set(handle, { organizationId, caller });
+  const grants = new WeakMap<object, Grant>();
+  const issue = (grant: Grant, within?: Tx) => {
+    const handle = organizationHandle(deps, grant, within);
+    grants.set(handle, grant);
     return handle;
   };
   const requireSystem = (principal: Principal) => {
@@ -55,6 +68,13 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
     /** Generates the operator token on first start when none is configured; returns it once. */
     ensureSystemToken: () => ensureSystemToken(deps, options.systemToken),
     authenticate: (token: string) => authenticate(deps, options.systemToken, token),
+    /**
+     * A rate limiter (rate-limiter-flexible) whose counters live in the database, so every
+     * instance sharing it draws on one budget; it reads the engine's clock.
+     */
+    rateLimiter: (limit: RateLimitOptions) => createRateLimiter(deps, limit),
+    /** Deletes rate-limit counters whose window has passed (main runs this on a timer). */
+    pruneRateLimits: () => pruneRateLimits(deps.db, deps.clock()),
 
     createProvider: async (principal: Principal, input: { name: string; adminEmail: string }) => {
       requireSystem(principal);
@@ -72,7 +92,7 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
     /** Operator: the newest mails, delivered or not (the only way to read them without SMTP). */
     listOutbox: async (principal: Principal, query: { recipient?: string | undefined }) => {
       requireSystem(principal);
-      return listOutbox(deps.db, query);
+      return listOutbox(deps, query);
     },
     completeProviderSetup: (input: { token: string; name?: string | undefined; billingEmail?: string | undefined }) =>
       inTransaction(deps, (tx) => providers.completeProviderSetup(tx, input)),
@@ -92,17 +112,27 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
 
     /** A provider as `principal` may act on it; "not found" for anyone outside it. */
     provider: async (providerId: string, principal: Principal) =>
-      providerHandle(deps, providerId as ProviderId, await providers.resolveProviderCaller(deps.db, providerId, principal)),
+      providerHandle(deps, providerId as ProviderId, await providers.resolveProviderCaller(deps.db, providerId, principal), principal),
 
     /** An organization as `principal` may act on it; "not found" for anyone outside it. */
     organization: async (organizationId: string, principal: Principal) =>
-      issue(organizationId as OrganizationId, await resolveOrganizationCaller(deps, organizationId, principal)),
+      issue({
+        organizationId: organizationId as OrganizationId,
+        caller: await resolveOrganizationCaller(deps, organizationId, principal),
+        recheck: (tx) => recheckOrganizationCaller(tx, organizationId as OrganizationId, principal),
+      }),
 
-    /** An organization as its SCIM client acts on it, after checking the organization's SCIM key. */
-    organizationByScimKey: async (organizationId: string, token: string) => {
-      await scimKeys.checkScimKey(deps, organizationId, token);
-      return issue(organizationId as OrganizationId, systemCaller('scim'));
-    },
+    /**
+     * An organization as its SCIM client acts on it, after checking the organization's SCIM key.
+     * The key acts with the rights of the person who issued it.
+     */
+    organizationByScimKey: async (organizationId: string, token: string) =>
+      issue({
+        organizationId: organizationId as OrganizationId,
+        caller: await scimKeys.checkScimKey(deps.db, organizationId, token),
+        // A key rotated or disabled while the request waited for the lock no longer acts.
+        recheck: (tx) => scimKeys.checkScimKey(tx.db, organizationId, token),
+      }),
 
     /**
      * Runs `work` with a copy of `org` whose operations share one transaction: all of them apply or
@@ -115,38 +145,40 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
       if (!grant) throw new TypeError('atomically takes a handle issued by this engine');
       return inTransaction(deps, async (tx) => {
         await lockOrganization(tx, grant.organizationId);
-        return work(issue(grant.organizationId, grant.caller, tx));
+        return work(issue({ ...grant, caller: await grant.recheck(tx) }, tx));
       });
     },
   };
 }
 
-function providerHandle(deps: EngineDeps, providerId: ProviderId, caller: providers.ProviderCaller) {
-  const run = <T>(work: (tx: Tx) => Promise<T>) => inTransaction(deps, work);
+function providerHandle(deps: EngineDeps, providerId: ProviderId, caller: providers.ProviderCaller, principal: Principal) {
+  /** A change runs with the caller's rights read again after the provider row is locked. */
+  const run = <T>(work: (tx: Tx, caller: providers.ProviderCaller) => Promise<T>) =>
+    inTransaction(deps, async (tx) => work(tx, await providers.recheckProviderCaller(tx, providerId, principal)));
   return {
     id: providerId,
     caller,
     get: () => providers.getProvider(deps.db, providerId),
     update: (input: Parameters<typeof providers.updateProvider>[3]) =>
-      run((tx) => providers.updateProvider(tx, providerId, caller, input)),
+      run((tx, caller) => providers.updateProvider(tx, providerId, caller, input)),
 
     listUsers: async () => {
       providers.requireProviderAdmin(caller);
       return providers.listProviderUsers(deps.db, providerId);
     },
     inviteUsers: (input: { emails: string[]; type: providers.ProviderUserType }) =>
-      run((tx) => providers.inviteProviderUsers(tx, providerId, caller, input)),
-    confirmUser: (id: string) => run((tx) => providers.confirmProviderUser(tx, providerId, caller, id)),
-    reinviteUser: (id: string) => run((tx) => providers.reinviteProviderUser(tx, providerId, caller, id)),
+      run((tx, caller) => providers.inviteProviderUsers(tx, providerId, caller, input)),
+    confirmUser: (id: string) => run((tx, caller) => providers.confirmProviderUser(tx, providerId, caller, id)),
+    reinviteUser: (id: string) => run((tx, caller) => providers.reinviteProviderUser(tx, providerId, caller, id)),
     updateUser: (id: string, input: { type: providers.ProviderUserType }) =>
-      run((tx) => providers.updateProviderUser(tx, providerId, caller, id, input)),
-    removeUser: (id: string) => run((tx) => providers.removeProviderUser(tx, providerId, caller, id)),
+      run((tx, caller) => providers.updateProviderUser(tx, providerId, caller, id, input)),
+    removeUser: (id: string) => run((tx, caller) => providers.removeProviderUser(tx, providerId, caller, id)),
 
     listClients: () => providers.listClients(deps.db, providerId),
-    createClient: (input: providers.CreateClientInput) => run((tx) => providers.createClient(tx, providerId, caller, input)),
+    createClient: (input: providers.CreateClientInput) => run((tx, caller) => providers.createClient(tx, providerId, caller, input)),
     updateClient: (organizationId: string, input: { name?: string | undefined; seats?: number | undefined }) =>
-      run((tx) => providers.updateClient(tx, providerId, caller, organizationId, input)),
-    unlinkClient: (organizationId: string) => run((tx) => providers.unlinkClient(tx, providerId, caller, organizationId)),
+      run((tx, caller) => providers.updateClient(tx, providerId, caller, organizationId, input)),
+    unlinkClient: (organizationId: string) => run((tx, caller) => providers.unlinkClient(tx, providerId, caller, organizationId)),
 
     events: async (query: EventQuery) => {
       providers.requireProviderAdmin(caller);
@@ -159,13 +191,20 @@ function providerHandle(deps: EngineDeps, providerId: ProviderId, caller: provid
  * The operations of one organization for one caller. Each runs in its own transaction, unless the
  * handle was made by `atomically`: then every operation shares that transaction.
  */
-function organizationHandle(
-  deps: EngineDeps,
-  organizationId: OrganizationId,
-  caller: OrganizationCaller,
-  within?: Tx,
-) {
-  const run = <T>(work: (tx: Tx) => Promise<T>) => (within ? work(within) : inTransaction(deps, work));
+function organizationHandle(deps: EngineDeps, grant: Grant, within?: Tx) {
+  const { organizationId, caller } = grant;
+  /**
+   * A change runs in its own transaction (or the one `atomically` opened, which rechecked the
+   * caller already) with the caller's rights read again after the organization row is locked.
+   * Changes of group membership take the lock shared, as `changeGroupMembers` itself does.
+   */
+  const run = <T>(work: (tx: Tx, caller: OrganizationCaller) => Promise<T>, lock: 'update' | 'share' = 'update') =>
+    within
+      ? work(within, caller)
+      : inTransaction(deps, async (tx) => {
+          await lockOrganization(tx, organizationId, lock);
+          return work(tx, await grant.recheck(tx));
+        });
   const readable = () => requireAdministrator(caller);
   const db = within?.db ?? deps.db;
   return {
@@ -183,14 +222,14 @@ function organizationHandle(
       return members.withAccess(db, members.renderMember(await members.loadMember(db, organizationId, memberId)));
     },
     inviteMembers: (input: members.InviteMembersInput) =>
-      run((tx) => members.inviteMembers(tx, organizationId, caller, input)),
-    confirmMember: (id: string) => run((tx) => members.confirmMember(tx, organizationId, caller, id)),
-    revokeMember: (id: string) => run((tx) => members.revokeMember(tx, organizationId, caller, id)),
-    restoreMember: (id: string) => run((tx) => members.restoreMember(tx, organizationId, caller, id)),
-    reinviteMember: (id: string) => run((tx) => members.reinviteMember(tx, organizationId, caller, id)),
-    removeMember: (id: string) => run((tx) => members.removeMember(tx, organizationId, caller, id)),
+      run((tx, caller) => members.inviteMembers(tx, organizationId, caller, input)),
+    confirmMember: (id: string) => run((tx, caller) => members.confirmMember(tx, organizationId, caller, id)),
+    revokeMember: (id: string) => run((tx, caller) => members.revokeMember(tx, organizationId, caller, id)),
+    restoreMember: (id: string) => run((tx, caller) => members.restoreMember(tx, organizationId, caller, id)),
+    reinviteMember: (id: string) => run((tx, caller) => members.reinviteMember(tx, organizationId, caller, id)),
+    removeMember: (id: string) => run((tx, caller) => members.removeMember(tx, organizationId, caller, id)),
     updateMember: (id: string, input: members.UpdateMemberInput) =>
-      run((tx) => members.updateMember(tx, organizationId, caller, id, input)),
+      run((tx, caller) => members.updateMember(tx, organizationId, caller, id, input)),
 
     listGroups: async () => {
       readable();
@@ -200,12 +239,12 @@ function organizationHandle(
       readable();
       return groups.getGroup(db, organizationId, id);
     },
-    createGroup: (input: groups.GroupInput) => run((tx) => groups.createGroup(tx, organizationId, caller, input)),
+    createGroup: (input: groups.GroupInput) => run((tx, caller) => groups.createGroup(tx, organizationId, caller, input)),
     updateGroup: (id: string, input: Partial<groups.GroupInput>) =>
-      run((tx) => groups.updateGroup(tx, organizationId, caller, id, input)),
+      run((tx, caller) => groups.updateGroup(tx, organizationId, caller, id, input)),
     changeGroupMembers: (id: string, change: { add?: string[]; remove?: string[] }) =>
-      run((tx) => groups.changeGroupMembers(tx, organizationId, caller, id, change)),
-    deleteGroup: (id: string) => run((tx) => groups.deleteGroup(tx, organizationId, caller, id)),
+      run((tx, caller) => groups.changeGroupMembers(tx, organizationId, caller, id, change), 'share'),
+    deleteGroup: (id: string) => run((tx, caller) => groups.deleteGroup(tx, organizationId, caller, id)),
 
     listCollections: async () => {
       readable();
@@ -216,10 +255,10 @@ function organizationHandle(
       return collections.getCollection(db, organizationId, id);
     },
     createCollection: (input: { name: string; externalId?: string | null | undefined }) =>
-      run((tx) => collections.createCollection(tx, organizationId, caller, input)),
+      run((tx, caller) => collections.createCollection(tx, organizationId, caller, input)),
     updateCollection: (id: string, input: { name?: string | undefined; externalId?: string | null | undefined }) =>
-      run((tx) => collections.updateCollection(tx, organizationId, caller, id, input)),
-    deleteCollection: (id: string) => run((tx) => collections.deleteCollection(tx, organizationId, caller, id)),
+      run((tx, caller) => collections.updateCollection(tx, organizationId, caller, id, input)),
+    deleteCollection: (id: string) => run((tx, caller) => collections.deleteCollection(tx, organizationId, caller, id)),
 
     listPolicies: async () => {
       requirePermission(caller, 'managePolicies');
@@ -227,7 +266,7 @@ function organizationHandle(
       return policies.listPolicies(db, organizationId);
     },
     putPolicy: (input: { type: string; enabled: boolean; data?: unknown }) =>
-      run((tx) => policies.putPolicy(tx, organizationId, caller, input)),
+      run((tx, caller) => policies.putPolicy(tx, organizationId, caller, input)),
 
     /** Members matching a filter, one page in creation order, with the total (SCIM). */
     searchMembers: async (
@@ -256,8 +295,8 @@ function organizationHandle(
       return scimKeys.scimStatus(db, organizationId);
     },
     /** Enables SCIM or rotates its key; the new key is returned once. */
-    issueScimKey: () => run((tx) => scimKeys.issueScimKey(tx, organizationId, caller)),
-    disableScim: () => run((tx) => scimKeys.disableScim(tx, organizationId, caller)),
+    issueScimKey: () => run((tx, caller) => scimKeys.issueScimKey(tx, organizationId, caller)),
+    disableScim: () => run((tx, caller) => scimKeys.disableScim(tx, organizationId, caller)),
 
     events: async (query: EventQuery) => {
       requirePermission(caller, 'accessEventLogs');

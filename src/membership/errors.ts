@@ -62,3 +62,18 @@ export class PolicyViolation extends define('policy.violation', 'A policy of the
 export class PolicyDependency extends define('policy.dependency', 'A policy this one depends on is in the way') {}
 export class Conflict extends define('conflict', 'The value is already taken') {}
 export class InvalidInput extends define('input.invalid', 'The input is invalid') {}
+
+// Throttling: `details.retryAfter` is the number of seconds until the window passes.
+export class RateLimited extends define('rate.limited', 'Too many attempts; try again later') {
+  /** Seconds until the window passes. */
+  readonly retryAfter: number;
+  constructor(retryAfter: number, message?: string) {
+    super(message, { details: { retryAfter } });
+    this.retryAfter = retryAfter;
+  }
+}
+export class MailRateLimited extends RateLimited {
+  constructor(retryAfter: number) {
+    super(retryAfter, 'Too many mails to this address within the hour; try again later');
+  }
+}

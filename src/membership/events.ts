@@ -7,6 +7,7 @@ import { schema, type Db } from '../db/index.js';
 import type { Actor } from './actor.js';
 import { newId, type Tx } from './context.js';
 import { InvalidInput } from './errors.js';
+import { isStorableDate } from './storable.js';
 
 /** Event types with the reference platform's codes (null where it has none). */
 export const EVENT_CODES = {
@@ -124,6 +125,7 @@ export async function listEvents(
 ): Promise<{ data: Event[]; continuationToken?: string }> {
   const end = query.end ?? now;
   const start = query.start ?? new Date(end.getTime() - 30 * DAY);
+  if (!isStorableDate(start) || !isStorableDate(end)) throw new InvalidInput('start and end must lie in the years 0001 to 9999');
   if (start > end) throw new InvalidInput('start must not be after end');
   if (end.getTime() - start.getTime() > MAX_RANGE_DAYS * DAY) {
     throw new InvalidInput(`A date range may span at most ${MAX_RANGE_DAYS} days`);
@@ -174,7 +176,7 @@ function decodeCursor(token: string): { date: Date; seq: number } {
   try {
     const [date, seq] = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as [unknown, unknown];
     const parsed = new Date(String(date));
-    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || Number.isNaN(parsed.getTime())) throw new Error();
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || !isStorableDate(parsed)) throw new Error();
     return { date: parsed, seq };
   } catch {
     throw new InvalidInput('continuationToken is not valid');

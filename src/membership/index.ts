@@ -2,7 +2,10 @@
 export { createEngine, type Engine, type OrganizationHandle, type ProviderHandle } from './engine.js';
 export type { Actor, Principal, SystemActorName } from './actor.js';
 export type { EngineDeps } from './context.js';
+export { MAIL_WINDOW_SECONDS, retryAfterSeconds, type RateLimiter, type RateLimitOptions } from './rate-limits.js';
 export * from './errors.js';
+/** Whether a failure is the database's being out of reach (adapters answer 503), and how long to ask clients to wait. */
+export { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/index.js';
 export { EVENT_CODES, EVENT_PAGE_SIZE, type Event, type EventType } from './events.js';
 export type { CollectionAccess, Member } from './members.js';
 export type { Group } from './groups.js';
@@ -33,4 +36,5 @@ export {
   type SearchResult,
 } from './search.js';
 export type { ScimStatus } from './scim-keys.js';
+export { isStorableDate, isStorableText } from './storable.js';
 export { createMailQueue, redactTokens, type MailQueue, type QueuedMail } from './outbox.js';

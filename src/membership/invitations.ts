@@ -49,6 +49,12 @@ export async function issueInvitation(
   return token;
 }
 
+/** Voids a member's open invitations (its address changed: the old mailbox's token must not accept it). */
+export async function voidMemberInvitations(tx: Tx, memberId: string): Promise<void> {
+  const i = schema.invitations;
+  await tx.db.delete(i).where(and(eq(i.memberId, memberId), isNull(i.usedAt)));
+}
+
 /**
  * Claims an unused, unexpired token of one of `kinds` and marks it used, in the caller's
  * transaction: the claim is undone if the acceptance that follows fails.

@@ -1,10 +1,17 @@
 /**
  * Mails the engine sends. They are written to the outbox in the caller's transaction; the sender
  * in `src/mail` delivers them, so a rolled-back change never mails and a crash never loses one.
+ *
+ * A pending mail's body holds a redeemable token (a provider setup or an invitation), so it is
+ * stored sealed with ENCRYPTION_KEY: a database dump once completed a provider setup. The sender
+ * opens it at send time and keeps it with its tokens blanked; the operator reads it at
+ * `GET /api/v1/outbox`.
  */
 import { desc, eq } from 'drizzle-orm';
-import { schema, type Db } from '../db/index.js';
-import { newId, type Tx } from './context.js';
+import { schema } from '../db/index.js';
+import { newId, type EngineDeps, type Tx } from './context.js';
+import { consumeMailBudget } from './rate-limits.js';
+import { isSealed, openSecret, sealSecret, SecretUnreadable } from './secret-box.js';
 
 export interface Mail {
   to: string;
@@ -13,11 +20,13 @@ export interface Mail {
 }
 
 export async function enqueueMail(tx: Tx, mail: Mail): Promise<void> {
+  await consumeMailBudget(tx, mail.to);
+  const id = newId();
   await tx.db.insert(schema.outbox).values({
-    id: newId(),
+    id,
     recipient: mail.to,
     subject: mail.subject,
-    body: mail.text,
+    body: sealBody(tx.deps.encryptionKey, id, mail.text),
     nextAttemptAt: tx.now,
     createdAt: tx.now,
   });
@@ -53,8 +62,31 @@ export const mails = {
   }),
 };
 
-/** The newest mails of the outbox, for the operator (e.g. to read a setup link without SMTP). */
-export async function listOutbox(db: Db, query: { recipient?: string | undefined }) {
+/** A body sealed for its row, so that a sealed body copied onto another mail cannot be opened. */
+export function sealBody(key: string, mailId: string, text: string): string {
+  return sealSecret(key, text, { context: `outbox:${mailId}` });
+}
+
+/**
+ * A stored body in plaintext. Pending and failed bodies are sealed; a sent body is stored plain with
+ * its tokens blanked, as is a body written before sealing. Throws `SecretUnreadable` for a body
+ * sealed with another ENCRYPTION_KEY.
+ */
+export function openBody(key: string, row: { id: string; body: string }): string {
+  return isSealed(row.body) ? openSecret(key, row.body, { context: `outbox:${row.id}` }) : row.body;
+}
+
+/** What the operator reads instead of a body sealed with another key (the key was replaced or lost). */
+export const UNREADABLE_BODY = '(unreadable: sealed with another ENCRYPTION_KEY)';
+
+/**
+ * The newest mails of the outbox, for the operator (e.g. to read a setup link without SMTP). Sealed
+ * bodies are opened: this is the way to read an unsent mail and pass its link on by hand.
+ */
+export async function listOutbox(
+  { db, encryptionKey }: Pick<EngineDeps, 'db' | 'encryptionKey'>,
+  query: { recipient?: string | undefined },
+) {
   const o = schema.outbox;
   const rows = await db
     .select()
@@ -66,10 +98,20 @@ export async function listOutbox(db: Db, query: { recipient?: string | undefined
     id: r.id,
     to: r.recipient,
     subject: r.subject,
-    text: r.body,
+    text: readableBody(encryptionKey, r),
     status: r.status,
     attempts: r.attempts,
     createdAt: r.createdAt.toISOString(),
     sentAt: r.sentAt?.toISOString() ?? null,
   }));
+}
+
+function readableBody(key: string, row: { id: string; body: string }): string {
+  try {
+    return openBody(key, row);
+  } catch (error) {
+    // One unreadable mail must not hide the others from the operator.
+    if (error instanceof SecretUnreadable) return UNREADABLE_BODY;
+    throw error;
+  }
 }

@@ -5,11 +5,12 @@
  */
 import { and, asc, eq, gt, inArray, or } from 'drizzle-orm';
 import { schema, type Db } from '../db/index.js';
-import { normalizeEmail, newId, translateConflicts, type Tx } from './context.js';
+import { normalizeEmail, newId, pipelined, translateConflicts, type Tx } from './context.js';
 import { Conflict, InvalidInput, InvalidStatus, MemberNotFound, SelfActionRefused } from './errors.js';
 import { recordEvent } from './events.js';
 import { isId, type OrganizationId } from './ids.js';
-import { issueInvitation } from './invitations.js';
+import { isStorableDate } from './storable.js';
+import { issueInvitation, voidMemberInvitations } from './invitations.js';
 import { enqueueMail, mails, tokenLink } from './mail.js';
 import { generateSecret } from './secrets.js';
 import {
@@ -174,7 +175,7 @@ export async function inviteMembers(
     MEMBER_CONFLICTS,
   );
   // Independent writes of the new members, issued together (postgres.js pipelines them on the transaction's connection).
-  await Promise.all([
+  await pipelined([
     adjustSeats(tx, org, inserted.length),
     ...inserted.flatMap((row) => [
       input.groups?.length ? replaceMemberGroups(tx, org.id, row.id, input.groups) : undefined,
@@ -194,7 +195,7 @@ async function sendMemberInvitation(
   options: { fresh?: boolean } = {},
 ): Promise<void> {
   const token = generateSecret('inv');
-  await Promise.all([
+  await pipelined([
     issueInvitation(tx, { kind: 'member', email: member.email, organizationId: org.id, memberId: member.id }, { token, ...options }),
     enqueueMail(tx, mails.memberInvitation(member.email, org.name, tokenLink(tx.deps.publicUrl, 'accept', token))),
   ]);
@@ -359,6 +360,12 @@ export async function updateMember(
     MEMBER_CONFLICTS,
   );
   if (input.collections) await replaceMemberCollections(tx, org.id, member.id, input.collections);
+  if (row!.email !== member.email) {
+    // An invitation belongs to the address it was mailed to: the old mailbox's token stops working,
+    // and a member still invited is mailed a new one at its new address.
+    if (row!.status === 'invited') await sendMemberInvitation(tx, org, row!);
+    else await voidMemberInvitations(tx, member.id);
+  }
   await recordEvent(tx, { type: 'member.updated', actor: caller.actor, organizationId: org.id, memberId: member.id });
   if (input.groups) {
     await replaceMemberGroups(tx, org.id, member.id, input.groups);
@@ -450,7 +457,7 @@ function decodeMemberCursor(token: string): { createdAt: Date; id: string } {
   try {
     const [createdAt, id] = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as [string, string];
     const date = new Date(createdAt);
-    if (Number.isNaN(date.getTime()) || typeof id !== 'string' || !isId(id)) throw new Error();
+    if (!isStorableDate(date) || typeof id !== 'string' || !isId(id)) throw new Error();
     return { createdAt: date, id };
   } catch {
     throw new InvalidInput('continuationToken is not valid');

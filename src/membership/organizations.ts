@@ -5,43 +5,77 @@
 import { and, eq, lte, sql } from 'drizzle-orm';
 import { schema, type Db } from '../db/index.js';
 import type { Actor, Principal, SystemActorName } from './actor.js';
-import { inTransaction, type EngineDeps } from './context.js';
-import { OrganizationNotFound, ProviderDisabled } from './errors.js';
+import { inTransaction, type EngineDeps, type Tx } from './context.js';
+import { OrganizationDisabled, OrganizationNotFound, ProviderDisabled } from './errors.js';
 import { recordEvent } from './events.js';
-import { isId, type MemberId, type ProviderUserId } from './ids.js';
+import { isId, type MemberId, type OrganizationId, type ProviderUserId } from './ids.js';
+import type { OrganizationRow } from './organization-state.js';
 import type { OrganizationCaller, Permissions, Role } from './members.rules.js';
 import { renderOrganization, type Organization } from './providers.js';
 
 const ACCESS_EVENT_INTERVAL_MS = 3_600_000;
 
 export async function loadOrganization(db: Db, organizationId: string): Promise<Organization> {
-  if (!isId(organizationId)) throw new OrganizationNotFound();
-  const [row] = await db.select().from(schema.organizations).where(eq(schema.organizations.id, organizationId));
-  if (!row) throw new OrganizationNotFound();
-  return renderOrganization(row);
+  return renderOrganization(await loadOrganizationRow(db, organizationId));
 }
 
-/** Resolves the caller of a request by a person's or the operator's token. */
+/**
+ * Resolves the caller of a request by a person's or the operator's token, recording a provider
+ * user's access. Operations that change something resolve it again with `recheckOrganizationCaller`
+ * once they hold the organization lock.
+ */
 export async function resolveOrganizationCaller(
   deps: EngineDeps,
   organizationId: string,
   principal: Principal,
 ): Promise<OrganizationCaller> {
-  const org = await loadOrganization(deps.db, organizationId);
+  const org = await loadOrganizationRow(deps.db, organizationId);
+  const caller = await findCaller(deps.db, org, principal);
+  if ('providerUserId' in caller.actor) {
+    await recordProviderAccess(deps, { providerId: org.providerId!, providerUserId: caller.actor.providerUserId, organizationId: org.id });
+  }
+  return caller;
+}
+
+/**
+ * The caller's rights as they are now, read in `tx` after the organization row was locked: a
+ * demotion, revocation or removal committed while the request waited for the lock applies to it.
+ */
+export async function recheckOrganizationCaller(
+  tx: Tx,
+  organizationId: OrganizationId,
+  principal: Principal,
+): Promise<OrganizationCaller> {
+  return findCaller(tx.db, await loadOrganizationRow(tx.db, organizationId), principal);
+}
+
+async function loadOrganizationRow(db: Db, organizationId: string): Promise<OrganizationRow> {
+  if (!isId(organizationId)) throw new OrganizationNotFound();
+  const [row] = await db.select().from(schema.organizations).where(eq(schema.organizations.id, organizationId));
+  if (!row) throw new OrganizationNotFound();
+  return row;
+}
+
+/**
+ * Provider users act as owners of their provider's clients; confirmed members with their role;
+ * anyone else learns nothing ("not found"). A disabled organization is closed to everyone but
+ * the operator, for reads too; its own people are told so.
+ */
+async function findCaller(db: Db, org: OrganizationRow, principal: Principal): Promise<OrganizationCaller> {
   if (principal.kind === 'system') return systemCaller('api');
   if (org.providerId) {
     const pu = schema.providerUsers;
-    const [staff] = await deps.db
+    const [staff] = await db
       .select({ id: pu.id, providerEnabled: schema.providers.enabled })
       .from(pu)
       .innerJoin(schema.providers, eq(schema.providers.id, pu.providerId))
       .where(and(eq(pu.providerId, org.providerId), eq(pu.userId, principal.userId), eq(pu.status, 'confirmed')));
     if (staff) {
       if (!staff.providerEnabled) throw new ProviderDisabled();
+      if (!org.enabled) throw new OrganizationDisabled();
       const actor: Actor = { providerUserId: staff.id as ProviderUserId, userId: principal.userId };
-      await recordProviderAccess(deps, { providerId: org.providerId, providerUserId: staff.id, organizationId: org.id });
       // Staff who are also members of the client are still themselves: nobody revokes or removes themselves.
-      const [own] = await deps.db
+      const [own] = await db
         .select({ id: schema.members.id })
         .from(schema.members)
         .where(and(eq(schema.members.organizationId, org.id), eq(schema.members.userId, principal.userId)));
@@ -49,11 +83,12 @@ export async function resolveOrganizationCaller(
     }
   }
   const m = schema.members;
-  const [member] = await deps.db
+  const [member] = await db
     .select()
     .from(m)
     .where(and(eq(m.organizationId, org.id), eq(m.userId, principal.userId), eq(m.status, 'confirmed')));
   if (!member) throw new OrganizationNotFound();
+  if (!org.enabled) throw new OrganizationDisabled();
   return {
     actor: { userId: principal.userId },
     role: member.role as Role,

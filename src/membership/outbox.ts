@@ -1,10 +1,13 @@
 /**
  * The outbox as a queue for the sender (src/mail): claim due mails, record delivery or failure,
  * and log pending mails when no SMTP server is configured. The engine writes mails with
- * `enqueueMail` in the transaction of the change that causes them.
+ * `enqueueMail` in the transaction of the change that causes them, their bodies sealed with
+ * ENCRYPTION_KEY; the queue opens a body only to send it.
  */
 import { and, asc, eq, inArray, isNull, lte, sql } from 'drizzle-orm';
-import { schema, type Db } from '../db/index.js';
+import { schema } from '../db/index.js';
+import type { EngineDeps } from './context.js';
+import { openBody } from './mail.js';
 
 const { outbox } = schema;
 
@@ -12,7 +15,8 @@ export interface QueuedMail {
   id: string;
   recipient: string;
   subject: string;
-  body: string;
+  /** The body as stored: sealed while the mail is pending or failed (see `MailQueue.openBody`). */
+  storedBody: string;
   /** Delivery attempts so far, this one included. */
   attempts: number;
 }
@@ -24,13 +28,25 @@ export interface MailQueue {
    * again while it is being sent, without a transaction open across the SMTP conversation.
    */
   claimDue(now: Date, options: { limit: number; leaseMs: number }): Promise<QueuedMail[]>;
-  /** Records a delivery; the mail's one-time tokens are blanked, as only the mailbox needs them now. */
+  /**
+   * The body to send, opened at send time. Throws `SecretUnreadable` when it was sealed with
+   * another ENCRYPTION_KEY (a delivery failure like any other: retried, then failed for good).
+   */
+  openBody(mail: QueuedMail): string;
+  /**
+   * Records a delivery. The body is kept opened with its one-time tokens blanked, as only the
+   * mailbox needs them now.
+   */
   markSent(mail: QueuedMail, at: Date): Promise<void>;
-  /** Records a failed delivery: retried at `retryAt`, or failed for good without one. */
+  /**
+   * Records a failed delivery: retried at `retryAt`, or failed for good without one. A failed mail
+   * keeps its body sealed: the operator can still read it, a database dump cannot.
+   */
   markFailed(mail: QueuedMail, failure: { lastError: string; retryAt?: Date | undefined }): Promise<void>;
   /**
    * Hands up to `limit` pending, not yet logged mails to `log`, then marks them logged. Logging
-   * happens before that commits, so a crash repeats a log line rather than losing a link.
+   * happens before that commits, so a crash repeats a log line rather than losing a notice. The
+   * body stays sealed: a log line must never carry a token.
    */
   logPending(now: Date, options: { limit: number; log: (mail: QueuedMail) => void }): Promise<number>;
 }
@@ -39,11 +55,12 @@ const queued = (row: typeof outbox.$inferSelect): QueuedMail => ({
   id: row.id,
   recipient: row.recipient,
   subject: row.subject,
-  body: row.body,
+  storedBody: row.body,
   attempts: row.attempts,
 });
 
-export function createMailQueue(db: Db): MailQueue {
+export function createMailQueue({ db, encryptionKey }: Pick<EngineDeps, 'db' | 'encryptionKey'>): MailQueue {
+  const open = (mail: QueuedMail) => openBody(encryptionKey, { id: mail.id, body: mail.storedBody });
   return {
     async claimDue(now, { limit, leaseMs }) {
       const due = db
@@ -60,10 +77,11 @@ export function createMailQueue(db: Db): MailQueue {
         .returning();
       return rows.map(queued);
     },
+    openBody: open,
     async markSent(mail, at) {
       await db
         .update(outbox)
-        .set({ status: 'sent', sentAt: at, lastError: null, body: redactTokens(mail.body) })
+        .set({ status: 'sent', sentAt: at, lastError: null, body: redactTokens(open(mail)) })
         .where(eq(outbox.id, mail.id));
     },
     async markFailed(mail, { lastError, retryAt }) {

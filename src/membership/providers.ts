@@ -214,6 +214,15 @@ export async function getProvider(db: Db, providerId: ProviderId): Promise<Provi
   return renderProvider(row);
 }
 
+/**
+ * The caller's rights as they are now, read after locking the provider row: a demotion or removal
+ * (which locks it too) committed while the request waited applies to it.
+ */
+export async function recheckProviderCaller(tx: Tx, providerId: ProviderId, principal: Principal): Promise<ProviderCaller> {
+  await lockProvider(tx, providerId);
+  return resolveProviderCaller(tx.db, providerId, principal);
+}
+
 async function lockProvider(tx: Tx, providerId: ProviderId): Promise<ProviderRow> {
   const [row] = await tx.db.select().from(schema.providers).where(eq(schema.providers.id, providerId)).for('update');
   if (!row) throw new ProviderNotFound();

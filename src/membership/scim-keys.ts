@@ -1,14 +1,26 @@
 /**
  * The SCIM bearer key of an organization: random, shown once, stored only as a hash. Enabling
  * again or rotating replaces the hash in one statement, so the old key stops working at once.
+ *
+ * A key acts with the rights of the person who issued it, never more: a key an admin issues
+ * cannot touch owners, and one a custom manager issues grants only that manager's flags. The
+ * rights are recorded when the key is issued; rotating the key records the rotator's.
  */
 import { eq } from 'drizzle-orm';
 import { schema, type Db } from '../db/index.js';
-import type { EngineDeps, Tx } from './context.js';
-import { OrganizationDisabled, Unauthenticated } from './errors.js';
+import type { Tx } from './context.js';
+import { OrganizationDisabled, PermissionDenied, Unauthenticated } from './errors.js';
 import { recordEvent } from './events.js';
 import { isId, type OrganizationId } from './ids.js';
-import { requireFeature, requirePermission, type OrganizationCaller } from './members.rules.js';
+import {
+  holds,
+  normalizePermissions,
+  requireFeature,
+  requirePermission,
+  type OrganizationCaller,
+  type Permissions,
+  type Role,
+} from './members.rules.js';
 import { lockOrganization } from './organization-state.js';
 import { generateSecret, hashSecret, secretMatches } from './secrets.js';
 
@@ -21,14 +33,26 @@ export interface ScimStatus {
 /** Issues a new key (enabling SCIM if it was off); any earlier key stops working. */
 export async function issueScimKey(tx: Tx, organizationId: OrganizationId, caller: OrganizationCaller): Promise<string> {
   requirePermission(caller, 'manageScim');
+  // The key provisions people with the issuer's rights; without manageUsers it could do nothing.
+  if (!holds(caller, 'manageUsers')) {
+    throw new PermissionDenied('A SCIM key acts with your rights: issuing one needs the manageUsers permission too');
+  }
   const org = await lockOrganization(tx, organizationId);
   requireFeature(org.plan, 'scim');
   const token = generateSecret('scim');
+  const issuer = {
+    tokenHash: hashSecret(token),
+    enabled: true,
+    issuerRole: caller.role,
+    issuerPermissions: normalizePermissions(caller.role, caller.permissions),
+    issuedBy: caller.actor as Record<string, string>,
+    updatedAt: tx.now,
+  };
   const s = schema.scimConfigs;
   await tx.db
     .insert(s)
-    .values({ organizationId: org.id, tokenHash: hashSecret(token), enabled: true, createdAt: tx.now, updatedAt: tx.now })
-    .onConflictDoUpdate({ target: s.organizationId, set: { tokenHash: hashSecret(token), enabled: true, updatedAt: tx.now } });
+    .values({ organizationId: org.id, createdAt: tx.now, ...issuer })
+    .onConflictDoUpdate({ target: s.organizationId, set: issuer });
   await recordEvent(tx, { type: 'organization.updated', actor: caller.actor, organizationId: org.id });
   return token;
 }
@@ -54,19 +78,29 @@ export async function scimStatus(db: Db, organizationId: string): Promise<ScimSt
 }
 
 /**
- * Checks a SCIM bearer key against the organization named in the path. A key of another
- * organization, a rotated key or a disabled endpoint is simply not valid here.
+ * Checks a SCIM bearer key against the organization named in the path and answers the caller the
+ * key acts as: the SCIM system actor with its issuer's rights. A key of another organization, a
+ * rotated key or a disabled endpoint is simply not valid here.
  */
-export async function checkScimKey(deps: EngineDeps, organizationId: string, token: string): Promise<void> {
+export async function checkScimKey(db: Db, organizationId: string, token: string): Promise<OrganizationCaller> {
   if (!isId(organizationId)) throw new Unauthenticated('The SCIM key is not valid for this organization');
-  const [row] = await deps.db
-    .select({ tokenHash: schema.scimConfigs.tokenHash, enabled: schema.scimConfigs.enabled, plan: schema.organizations.plan, orgEnabled: schema.organizations.enabled })
-    .from(schema.scimConfigs)
-    .innerJoin(schema.organizations, eq(schema.organizations.id, schema.scimConfigs.organizationId))
-    .where(eq(schema.scimConfigs.organizationId, organizationId));
+  const s = schema.scimConfigs;
+  const [row] = await db
+    .select({
+      tokenHash: s.tokenHash,
+      enabled: s.enabled,
+      issuerRole: s.issuerRole,
+      issuerPermissions: s.issuerPermissions,
+      plan: schema.organizations.plan,
+      orgEnabled: schema.organizations.enabled,
+    })
+    .from(s)
+    .innerJoin(schema.organizations, eq(schema.organizations.id, s.organizationId))
+    .where(eq(s.organizationId, organizationId));
   if (!row || !row.enabled || !secretMatches(token, row.tokenHash)) {
     throw new Unauthenticated('The SCIM key is not valid for this organization');
   }
   if (!row.orgEnabled) throw new OrganizationDisabled();
   requireFeature(row.plan, 'scim');
+  return { actor: { system: 'scim' }, role: row.issuerRole as Role, permissions: (row.issuerPermissions ?? {}) as Permissions };
 }

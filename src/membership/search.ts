@@ -10,6 +10,7 @@ import { InvalidInput } from './errors.js';
 import { isId } from './ids.js';
 import { renderGroup, type Group } from './groups.js';
 import { renderMember, type Member } from './members.js';
+import { isStorableDate, isStorableText } from './storable.js';
 
 export type FilterOperator = 'eq' | 'ne' | 'co' | 'sw' | 'ew' | 'gt' | 'ge' | 'lt' | 'le' | 'pr';
 export type FilterValue = string | number | boolean | null;
@@ -63,6 +64,7 @@ function compareText(column: SQL, op: FilterOperator, value: FilterValue | undef
     throw new FilterInvalid(`${op} does not take null`);
   }
   if (typeof value !== 'string') throw new FilterInvalid(`${op} needs a string value here`);
+  if (!isStorableText(value)) throw new FilterInvalid('A filter value must not hold NUL or an unpaired surrogate');
   const left = caseExact ? column : sql`lower(${column})`;
   const right = caseExact ? value : value.toLowerCase();
   switch (op) {
@@ -90,7 +92,7 @@ function compareText(column: SQL, op: FilterOperator, value: FilterValue | undef
 function compareDate(column: AnyPgColumn, op: FilterOperator, value: FilterValue | undefined): SQL {
   if (op === 'pr') return isNotNull(column);
   const date = typeof value === 'string' ? new Date(value) : undefined;
-  if (!date || Number.isNaN(date.getTime())) throw new FilterInvalid('A date attribute needs an ISO 8601 date value');
+  if (!date || !isStorableDate(date)) throw new FilterInvalid('A date attribute needs an ISO 8601 date value in the years 0001 to 9999');
   const ops = { eq, ne, gt, ge: gte, lt, le: lte } as const;
   if (!(op in ops)) throw new FilterInvalid(`${op} does not apply to dates`);
   return ops[op as keyof typeof ops](column, date);

@@ -3,7 +3,7 @@
  * scimType, and the Error body; `status` is a string, as the RFC says.
  */
 import SCIMMY from 'scimmy';
-import { DomainError } from '../membership/index.js';
+import { DATABASE_RETRY_AFTER_SECONDS, DomainError, isDatabaseUnavailable, RateLimited } from '../membership/index.js';
 
 export type ScimType =
   | 'invalidFilter'
@@ -44,13 +44,28 @@ const BY_CODE: Record<string, [number, ScimType | undefined]> = {
   'organization.last_owner': [409, undefined],
   'status.invalid': [409, undefined],
   'member.owner_required': [403, undefined],
+  'rate.limited': [429, undefined],
 };
 
-/** Turns anything thrown while serving SCIM into a status and body; unknown errors are 500 with no detail. */
-export function renderScimError(error: unknown): { status: number; body: unknown } | undefined {
+export interface RenderedScimError {
+  status: number;
+  body: { schemas: string[]; status: string; scimType?: ScimType; detail: string };
+  /** Seconds for the Retry-After header of a 503 or a 429 (RFC 9110 §10.2.3). */
+  retryAfter?: number;
+  /** True for an error nothing here recognises: a bug, which the caller logs in full. */
+  unexpected: boolean;
+}
+
+/**
+ * Turns anything thrown while serving SCIM into a status and body. A database out of reach is 503
+ * with Retry-After: the IdP retries later, as Entra and Okta do for 5xx (idp-behaviour.md). Anything
+ * else unrecognised is a 500 whose detail is `internalDetail`: its own text never reaches a client.
+ */
+export function renderScimError(error: unknown, internalDetail = 'Something went wrong'): RenderedScimError {
   let status: number;
   let scimType: ScimType | undefined;
   let detail: string;
+  let unexpected = false;
   if (error instanceof ScimError) {
     ({ status, scimType } = error);
     detail = error.message;
@@ -61,12 +76,17 @@ export function renderScimError(error: unknown): { status: number; body: unknown
     status = error.status;
     scimType = error.scimType as ScimType | undefined;
     detail = error.message;
+  } else if (isDatabaseUnavailable(error)) {
+    [status, scimType] = [503, undefined];
+    detail = 'The service is unavailable for a moment; retry later';
   } else {
-    return undefined;
+    [status, scimType, unexpected] = [500, undefined, true];
+    detail = internalDetail;
   }
   // Built here, not by scimmy's Error message: that throws for statuses outside its table (415 for a
   // non-JSON body) and for 400 `tooMany` (RFC 7644 §3.12 lists tooMany under 400), and a throw here
   // would turn a client error into a 500.
   const body = { schemas: [ERROR_SCHEMA], status: String(status), ...(scimType ? { scimType } : {}), detail };
-  return { status, body };
+  if (error instanceof RateLimited) return { status, body, unexpected, retryAfter: error.retryAfter };
+  return { status, body, unexpected, ...(status === 503 ? { retryAfter: DATABASE_RETRY_AFTER_SECONDS } : {}) };
 }

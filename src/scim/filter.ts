@@ -22,8 +22,24 @@ const EMAIL_TYPE = '\u0000emailType';
 
 const invalid = (message: string) => new ScimError(400, 'invalidFilter', message);
 
-/** Brackets, parentheses, a JSON string, or a run of anything else (attribute paths, operators, literals). */
-const TOKEN = /\s*(?:([()[\]])|("(?:[^"\\]|\\.)*")|([^\s()[\]"]+))/y;
+/** The longest filter read; the router refuses a longer `filter=` before any parsing. */
+export const MAX_FILTER_LENGTH = 2000;
+
+/**
+ * How deep parentheses, `not` and value paths may nest. Each `not` becomes a nested SQL expression,
+ * and the database's parser stack gives out first: PGlite failed at about 150 levels, which a
+ * 2000-character filter reaches. IdPs send one or two levels.
+ */
+const MAX_FILTER_DEPTH = 32;
+
+/**
+ * Brackets, parentheses, a JSON string, or a run of anything else (attribute paths, operators,
+ * literals). Each alternative can match a given text in one way only (the string's two inner
+ * classes are disjoint), so a failed match costs one scan: never the exponential backtracking of
+ * scimmy's lexer, whose string alternatives overlap on `\`.
+ */
+const TOKEN = /([()[\]])|("(?:[^"\\]|\\.)*")|([^\s()[\]"]+)/y;
+const SPACE = /\s*/y;
 
 interface Token {
   /** The bracket or parenthesis itself, 'string' or 'word'. */
@@ -31,24 +47,28 @@ interface Token {
   text: string;
 }
 
+/** One pass over `text`: both patterns are sticky, so nothing is sliced or scanned twice. */
 function tokenize(text: string): Token[] {
   const tokens: Token[] = [];
-  TOKEN.lastIndex = 0;
-  while (TOKEN.lastIndex < text.length) {
-    if (/^\s*$/.test(text.slice(TOKEN.lastIndex))) break;
-    const at = TOKEN.lastIndex;
+  let at = 0;
+  for (;;) {
+    SPACE.lastIndex = at;
+    SPACE.exec(text);
+    at = SPACE.lastIndex;
+    if (at >= text.length) return tokens;
+    TOKEN.lastIndex = at;
     const match = TOKEN.exec(text);
     if (!match) throw invalid(`Unexpected text at ${at + 1}: ${text.slice(at, at + 20)}`);
     if (match[1]) tokens.push({ kind: match[1], text: match[1] });
     else if (match[2]) tokens.push({ kind: 'string', text: match[2] });
     else tokens.push({ kind: 'word', text: match[3]! });
+    at = TOKEN.lastIndex;
   }
-  return tokens;
 }
 
 /** Parses `text` into the engine's filter over the attributes `resolve` knows. */
 function parse<A>(text: string, resolve: Resolver<A>, stripUrns: string[]): Filter<A> {
-  if (text.length > 2000) throw invalid('The filter is too long');
+  if (text.length > MAX_FILTER_LENGTH) throw invalid(`A filter is at most ${MAX_FILTER_LENGTH} characters`);
   const tokens = tokenize(text);
   let position = 0;
   const peek = () => tokens[position];
@@ -75,16 +95,24 @@ function parse<A>(text: string, resolve: Resolver<A>, stripUrns: string[]): Filt
     while (keyword('and')) factors.push(factor(parent));
     return factors.length === 1 ? factors[0]! : { and: factors };
   };
+  let depth = 0;
+  /** A filter inside `(…)`, `not (…)` or `[…]`, at most MAX_FILTER_DEPTH deep. */
+  const nested = (parent: string[] | undefined): Filter<A> => {
+    if (++depth > MAX_FILTER_DEPTH) throw invalid(`A filter nests at most ${MAX_FILTER_DEPTH} levels deep`);
+    const inner = filter(parent);
+    depth -= 1;
+    return inner;
+  };
   const factor = (parent: string[] | undefined): Filter<A> => {
     if (keyword('not')) {
       expect('(');
-      const inner = filter(parent);
+      const inner = nested(parent);
       expect(')');
       return { not: inner };
     }
     if (peek()?.kind === '(') {
       position += 1;
-      const inner = filter(parent);
+      const inner = nested(parent);
       expect(')');
       return inner;
     }
@@ -98,7 +126,7 @@ function parse<A>(text: string, resolve: Resolver<A>, stripUrns: string[]): Filt
     if (peek()?.kind === '[') {
       if (parent) throw invalid('A value path cannot hold another');
       position += 1;
-      const inner = filter(path);
+      const inner = nested(path);
       expect(']');
       // Entra: `emails[type eq "work"].value eq "x"` narrows, then compares a sub-attribute.
       const next = peek();
@@ -246,4 +274,16 @@ export function parseUserFilter(text: string): Filter<MemberAttribute> {
 
 export function parseGroupFilter(text: string): Filter<GroupAttribute> {
   return parse(text, resolveGroup, [CORE_GROUP]);
+}
+
+/** RFC 7643 §2.1 ATTRNAME, and `$ref` (RFC 7643 §2.4), the one sub-attribute name outside it. */
+export const ATTRIBUTE_NAME = /^(?:[A-Za-z][\w-]*|\$ref)$/;
+
+/**
+ * The `valFilter` of a PATCH value path (RFC 7644 §3.5.2, `emails[type eq "work"]`): comparisons
+ * on sub-attributes of one multi-valued attribute, named bare and lower-cased (`type`). Whether
+ * the attribute has such sub-attributes is for the caller, which knows the schema.
+ */
+export function parseValueFilter(text: string): Filter<string> {
+  return parse(text, (path) => (path.length === 1 && ATTRIBUTE_NAME.test(path[0]!) ? path[0]! : undefined), []);
 }

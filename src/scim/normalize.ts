@@ -2,7 +2,9 @@
  * What IdPs really send, made into what RFC 7643/7644 (and scimmy) expect. Each rule cites the
  * quirk in docs/idp-behaviour.md.
  */
+import { isStorableText } from '../membership/index.js';
 import { ScimError } from './errors.js';
+import { parsePatchPath, type PatchPath } from './path.js';
 import { CORE_GROUP, CORE_USER, ENTERPRISE_USER, GROUP_ATTRIBUTES, USER_ATTRIBUTES } from './schemas.js';
 
 type Json = Record<string, unknown>;
@@ -68,8 +70,23 @@ export function normalizeResource(kind: 'User' | 'Group', body: unknown): Json {
     }
     out[key] = key === 'emails' && isObject(rawValue) ? [rawValue] : rawValue;
   }
+  for (const [key, value] of Object.entries(out)) requireStorableText(value, `${kind} attribute ${key}`);
   out.schemas = out[ENTERPRISE_USER] ? [core, ENTERPRISE_USER] : [core];
   return out;
+}
+
+/**
+ * Refuses text the database cannot store as given, in any key or string of `value`: PostgreSQL text
+ * cannot hold NUL, and an unpaired surrogate has no UTF-8 form (jsonb, which keeps the profile,
+ * refuses its escape). Answered 400 invalidValue, before anything is written.
+ */
+function requireStorableText(value: unknown, what: string): void {
+  const unstorable = (v: unknown): boolean => {
+    if (typeof v === 'string') return !isStorableText(v);
+    if (Array.isArray(v)) return v.some(unstorable);
+    return isObject(v) && Object.entries(v).some(([k, inner]) => !isStorableText(k) || unstorable(inner));
+  };
+  if (unstorable(value)) throw new ScimError(400, 'invalidValue', `${what} holds NUL or an unpaired surrogate`);
 }
 
 /** Entra sends the manager as a bare id string (idp-behaviour.md, Entra). */
@@ -80,14 +97,15 @@ function normalizeEnterprise(value: Json): Json {
 
 export interface PatchOperation {
   op: 'add' | 'remove' | 'replace';
-  path?: string;
+  path?: PatchPath;
   value?: unknown;
 }
 
 /**
  * A PatchOp body with op names lower-cased (Entra sends `Replace`), string booleans coerced,
  * a bare-string manager wrapped, and read-only attributes dropped from no-path values (Okta sends
- * `id` in a rename). Legacy enterprise URNs in paths are made canonical.
+ * `id` in a rename). Legacy enterprise URNs in paths are made canonical, then every path, and
+ * every attribute name of a no-path value, is read by `parsePatchPath`.
  */
 export function normalizePatch(body: unknown): PatchOperation[] {
   if (!isObject(body) || !Array.isArray(body.Operations) && !Array.isArray(body.operations)) {
@@ -104,10 +122,11 @@ export function normalizePatch(body: unknown): PatchOperation[] {
     if (op !== 'add' && op !== 'remove' && op !== 'replace') {
       throw new ScimError(400, 'invalidSyntax', `Operation ${index + 1} has an unknown op ${raw.op}`);
     }
-    let path = typeof raw.path === 'string' && raw.path.trim() !== '' ? raw.path.trim() : undefined;
+    let text = typeof raw.path === 'string' && raw.path.trim() !== '' ? raw.path.trim() : undefined;
     for (const [legacy, canonical] of Object.entries(LEGACY_URNS)) {
-      if (canonical !== 'core' && path?.startsWith(`${legacy}:`)) path = `${canonical}${path.slice(legacy.length)}`;
+      if (canonical !== 'core' && text?.startsWith(`${legacy}:`)) text = `${canonical}${text.slice(legacy.length)}`;
     }
+    const path = text === undefined ? undefined : parsePatchPath(text);
     let value = raw.value;
     if (path === undefined && isObject(value)) {
       value = Object.fromEntries(
@@ -115,12 +134,20 @@ export function normalizePatch(body: unknown): PatchOperation[] {
           .filter(([k]) => !IGNORED.has(k))
           .map(([k, v]) => [k, k === ENTERPRISE_USER && isObject(v) ? normalizeEnterprise(v) : k.endsWith(':manager') && typeof v === 'string' ? { value: v } : v]),
       );
+      // The value holds attributes (RFC 7644 §3.5.2.1, §3.5.2.3), which Entra names by path
+      // (`name.givenName`), never by value filter.
+      for (const key of Object.keys(value as Json)) {
+        if (parsePatchPath(key).filter) {
+          throw new ScimError(400, 'invalidPath', `Operation ${index + 1}: a value without a path names attributes, not value filters`);
+        }
+      }
     } else if (path !== undefined) {
-      const last = path.split(/[.:]/).at(-1)?.replace(/\[.*$/, '').toLowerCase();
+      const last = (path.subAttribute ?? path.attribute).toLowerCase();
       if (last === 'active' || last === 'primary') value = coerceBoolean(value);
       else if (last === 'manager' && typeof value === 'string') value = { value };
       else if (value !== null && value !== undefined) value = clean(value);
     }
+    requireStorableText(value, `The value of operation ${index + 1}`);
     const operation: PatchOperation = { op };
     if (path !== undefined) operation.path = path;
     if (value !== undefined && value !== null) operation.value = value;

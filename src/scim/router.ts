@@ -5,9 +5,11 @@
  * Express 5), and re-slices pages the database already paged. Filtering and paging happen in SQL.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { clientErrorStatus, UNDECODABLE } from '../http/client-error.js';
+import { limitJsonDepth, MAX_JSON_DEPTH } from '../http/json-depth.js';
 import type { Engine, OrganizationHandle } from '../membership/index.js';
-import { renderScimError, ScimError } from './errors.js';
-import { parseGroupFilter, parseUserFilter } from './filter.js';
+import { renderScimError, ScimError, type RenderedScimError } from './errors.js';
+import { MAX_FILTER_LENGTH, parseGroupFilter, parseUserFilter } from './filter.js';
 import {
   createGroup,
   createUser,
@@ -42,7 +44,12 @@ export function createScimRouter(options: ScimRouterOptions) {
   const router = express.Router({ mergeParams: true });
   // The key first: a caller without one learns nothing, not even whether its body parses.
   router.use(authenticate(options));
-  router.use(express.json({ limit: options.bodyLimit, type: ['application/scim+json', 'application/json'] }));
+  router.use(
+    express.json({ limit: options.bodyLimit, type: ['application/scim+json', 'application/json'] }),
+    limitJsonDepth((_req, _res, next) =>
+      next(new ScimError(400, 'invalidSyntax', `The body nests deeper than ${MAX_JSON_DEPTH} levels`)),
+    ),
+  );
 
   const locals = (res: Response) => res.locals as Locals;
   /** Every SCIM write is one transaction: a PATCH whose last operation fails changes nothing (RFC 7644 §3.5.2). */
@@ -196,24 +203,37 @@ export function createScimRouter(options: ScimRouterOptions) {
   router.use((req, res) => {
     sendError(res, new ScimError(404, undefined, `No SCIM endpoint ${req.method} ${req.path}`));
   });
-  router.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const body = error as { type?: string };
-    if (body.type === 'entity.parse.failed') return sendError(res, new ScimError(400, 'invalidSyntax', 'The body is not valid JSON'));
-    if (body.type === 'entity.too.large') return sendError(res, new ScimError(413, undefined, 'The body is too large'));
-    if (body.type === 'charset.unsupported' || body.type === 'encoding.unsupported') {
-      return sendError(res, new ScimError(415, undefined, 'Unsupported encoding'));
-    }
-    if (renderScimError(error)) return sendError(res, error);
-    req.log?.error({ err: error }, 'unhandled SCIM error');
-    sendError(res, new ScimError(500, undefined, `Something went wrong; quote request id ${String(req.id)} when reporting it`));
-  });
+  // The one gate on what leaves SCIM: every failure, authentication's included, is answered here.
+  router.use(scimErrorHandler);
   return router;
 }
 
-function sendError(res: Response, error: unknown): void {
-  const rendered = renderScimError(error)!;
+/** Answers anything thrown while serving SCIM in the RFC 7644 §3.12 format; internal text never leaves. */
+export function scimErrorHandler(error: unknown, req: Request, res: Response, next: NextFunction): void {
+  // Once the answer has begun, express's own handler can only cut the connection.
+  if (res.headersSent) return next(error);
+  const body = error as { type?: string };
+  if (body.type === 'entity.parse.failed') return void sendError(res, new ScimError(400, 'invalidSyntax', 'The body is not valid JSON'));
+  if (body.type === 'entity.too.large') return void sendError(res, new ScimError(413, undefined, 'The body is too large'));
+  if (body.type === 'charset.unsupported' || body.type === 'encoding.unsupported') {
+    return void sendError(res, new ScimError(415, undefined, 'Unsupported encoding'));
+  }
+  const clientStatus = clientErrorStatus(error);
+  if (clientStatus !== undefined) {
+    return void sendError(res, new ScimError(clientStatus, clientStatus === 400 ? 'invalidSyntax' : undefined, UNDECODABLE));
+  }
+  const sent = sendError(res, error, `Something went wrong; quote request id ${String(req.id)} when reporting it`);
+  if (sent.unexpected) req.log?.error({ err: error }, 'unhandled SCIM error');
+  else if (sent.status === 503) req.log?.warn({ err: error }, 'SCIM request failed: the database is unavailable');
+}
+
+/** Answers `error` with an RFC 7644 §3.12 Error body, whatever it is; answers what was sent. */
+function sendError(res: Response, error: unknown, internalDetail?: string): RenderedScimError {
+  const rendered = renderScimError(error, internalDetail);
   if (rendered.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
+  if (rendered.retryAfter !== undefined) res.setHeader('Retry-After', String(rendered.retryAfter));
   sendJson(res, rendered.status, rendered.body);
+  return rendered;
 }
 
 /**
@@ -234,10 +254,11 @@ function authenticate(options: ScimRouterOptions) {
       const org = await options.engine.organizationByScimKey(organizationId, match[1]!);
       res.locals.org = org;
       res.locals.baseUrl = `${options.publicUrl}/scim/v2/${organizationId}`;
-      next();
     } catch (error) {
-      sendError(res, error);
+      // To the error middleware, which answers anything (a database outage included) in SCIM's format.
+      return next(error);
     }
+    next();
   };
 }
 
@@ -249,12 +270,20 @@ interface ListQuery {
   excludedAttributes: string[];
 }
 
-/** RFC 7644 §3.4.2.4: startIndex below 1 is 1; count below 0 is 0; counts above our maximum are capped. */
+/** A list naming every User attribute and sub-attribute, extension ones by URN, is 1,707 characters. */
+const MAX_ATTRIBUTE_LIST_LENGTH = 4096;
+
+/**
+ * RFC 7644 §3.4.2.4: startIndex below 1 is 1; count below 0 is 0; counts above our maximum are
+ * capped. A filter or attribute list longer than its cap is refused before anything reads it.
+ */
 function readListQuery(req: Request): ListQuery {
-  const one = (name: string): string | undefined => {
+  const one = (name: string, limit?: { length: number; scimType: 'invalidFilter' | 'invalidValue' }): string | undefined => {
     const value = req.query[name];
     if (Array.isArray(value)) throw new ScimError(400, 'invalidValue', `${name} is given more than once`);
-    return typeof value === 'string' ? value : undefined;
+    if (typeof value !== 'string') return undefined;
+    if (limit && value.length > limit.length) throw new ScimError(400, limit.scimType, `${name} is at most ${limit.length} characters`);
+    return value;
   };
   const integer = (name: string, fallback: number) => {
     const raw = one(name);
@@ -263,11 +292,11 @@ function readListQuery(req: Request): ListQuery {
     return Number.parseInt(raw, 10);
   };
   const list = (name: string) =>
-    (one(name) ?? '')
+    (one(name, { length: MAX_ATTRIBUTE_LIST_LENGTH, scimType: 'invalidValue' }) ?? '')
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean);
-  const filter = one('filter')?.trim();
+  const filter = one('filter', { length: MAX_FILTER_LENGTH, scimType: 'invalidFilter' })?.trim();
   return {
     filter: filter || undefined,
     // Capped far past any organization's size, so a huge value is simply past the end.

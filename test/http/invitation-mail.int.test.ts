@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { schema } from '../../src/db/index.js';
 import { createMailQueue } from '../../src/membership/index.js';
 import { createOutboxSender, type OutboxSender } from '../../src/mail/sender.js';
-import { startTestApp, SYSTEM_TOKEN, type TestApp } from '../support/app.js';
+import { startTestApp, SYSTEM_TOKEN, TEST_ENCRYPTION_KEY, type TestApp } from '../support/app.js';
 import { describeEachDriver } from '../support/db.js';
 import { countMails, createClient, expectProblem, must, setupProvider, uniqueEmail } from '../support/http-seed.js';
 import { header, startSmtpSink, textOf, tokenInMail, type SmtpSink } from '../support/smtp-sink.js';
@@ -25,7 +25,7 @@ describeEachDriver('invitation mail over SMTP', (driver) => {
     t = await startTestApp(driver);
     sink = await startSmtpSink();
     sender = createOutboxSender({
-      queue: createMailQueue(t.testDb.database.db),
+      queue: createMailQueue({ db: t.testDb.database.db, encryptionKey: TEST_ENCRYPTION_KEY }),
       smtpUrl: sink.url,
       from: 'Portico <no-reply@portico.test>',
       logger: pino({ level: 'silent' }),

@@ -8,16 +8,12 @@ import type { Route } from '../../src/http/route.js';
 import { startTestApp, SYSTEM_TOKEN, type TestApp } from '../support/app.js';
 import { describeEachDriver } from '../support/db.js';
 import {
-  createClient,
   expectProblem,
-  invitedMember,
-  must,
-  setupProvider,
-  tableCounts,
-  uniqueEmail,
   fillPath,
   routeKey,
   SAMPLE_BODIES,
+  seedRouteIds,
+  tableCounts,
   unknownId,
 } from '../support/http-seed.js';
 
@@ -46,39 +42,7 @@ describeEachDriver('every /api/v1 route', (driver) => {
 
   beforeAll(async () => {
     t = await startTestApp(driver);
-    const provider = await setupProvider(t);
-    adminToken = provider.adminToken;
-    const invitedStaff = must(
-      await t.request('POST', `/api/v1/providers/${provider.pid}/users`, {
-        token: adminToken,
-        body: { emails: [uniqueEmail('staff')], type: 'serviceUser' },
-      }),
-      201,
-      'invite staff',
-    );
-    const org = await createClient(t, provider);
-    const member = await invitedMember(t, org.id, adminToken);
-    const group = must(
-      await t.request('POST', `/api/v1/organizations/${org.id}/groups`, { token: adminToken, body: { name: 'G' } }),
-      201,
-      'group',
-    );
-    const collection = must(
-      await t.request('POST', `/api/v1/organizations/${org.id}/collections`, { token: adminToken, body: { name: 'C' } }),
-      201,
-      'collection',
-    );
-    const token = must(await t.request('POST', '/api/v1/me/tokens', { token: adminToken, body: { name: 'x' } }), 201, 'token');
-    real = {
-      pid: provider.pid,
-      uid: invitedStaff.invited[0].id,
-      oid: org.id,
-      mid: member.memberId,
-      gid: group.id,
-      cid: collection.id,
-      tid: token.id,
-      type: 'singleOrg',
-    };
+    ({ ids: real, adminToken } = await seedRouteIds(t));
   });
   afterAll(() => t.close());
 

@@ -94,6 +94,8 @@ describeEachDriver('providers', (driver) => {
     const other = await w.setUpProvider({ adminEmail: 'zed@other.example' });
     const foreign = await w.createClient(other.provider.id, other.admin.principal, { name: 'Foreign' });
     const group = await (await w.engine.organization(first.id, admin.principal)).createGroup({ name: 'Team' });
+    // A request that resolved its caller just before the provider was disabled.
+    const asMember = await w.engine.organization(first.id, owner.person!.principal);
 
     const disabled = await w.engine.setProviderEnabled(OPERATOR, provider.id, false);
     expect(disabled.enabled).toBe(false);
@@ -110,7 +112,7 @@ describeEachDriver('providers', (driver) => {
     // Its staff are shut out, and the clients' own administrators can change nothing.
     await expectCode(w.engine.provider(provider.id, admin.principal), 'provider.disabled');
     await expectCode(w.engine.organization(first.id, admin.principal), 'provider.disabled');
-    const asMember = await w.engine.organization(first.id, owner.person!.principal);
+    await expectCode(w.engine.organization(first.id, owner.person!.principal), 'organization.disabled');
     await w.expectRefusedUnchanged(() => asMember.inviteMembers({ emails: ['new@first.example'], role: 'user' }), 'organization.disabled');
     await w.expectRefusedUnchanged(() => asMember.createCollection({ name: 'Blocked' }), 'organization.disabled');
     await w.expectRefusedUnchanged(() => asMember.updateGroup(group.id, { name: 'Blocked' }), 'organization.disabled');

@@ -3,14 +3,18 @@
  * and a small fetch helper. Mails are read back from the outbox.
  */
 import type { AddressInfo } from 'node:net';
-import { desc, eq } from 'drizzle-orm';
-import { pino } from 'pino';
+import type { DestinationStream } from 'pino';
 import { createApp } from '../../src/app.js';
-import { schema } from '../../src/db/index.js';
+import { testConfig } from '../../src/config.js';
+import { openDatabase } from '../../src/db/index.js';
+import { createLogger } from '../../src/logging.js';
 import { createEngine, type Engine } from '../../src/membership/index.js';
+import { listOutbox } from '../../src/membership/mail.js';
 import { openTestDatabase, type Driver, type TestDatabase } from './db.js';
 
 export const SYSTEM_TOKEN = 'test-operator-token-0123456789abcdef0123456789';
+/** ENCRYPTION_KEY of test engines: fixed, so a test can open what the engine sealed. */
+export const TEST_ENCRYPTION_KEY = 'test-encryption-key-0123456789abcdef0123456789';
 
 export interface TestClock {
   now: Date;
@@ -23,13 +27,28 @@ export interface TestApp {
   testDb: TestDatabase;
   clock: TestClock;
   request(method: string, path: string, options?: { token?: string | undefined; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
-  /** The token in the newest mail to `email` (from its link's `token` parameter). */
+  /** The token in the newest mail to `email` (from its link's `token` parameter), read as the operator reads the outbox. */
   mailedToken(email: string): Promise<string>;
   close(): Promise<void>;
 }
 
-export async function startTestApp(driver: Driver, options: { bodyLimit?: string } = {}): Promise<TestApp> {
+export interface TestAppOptions {
+  bodyLimit?: string;
+  /**
+   * PostgreSQL only: the URL the app (engine and /readyz) reaches the test database by, given the
+   * direct one, e.g. through a proxy a fault test can cut. `testDb` stays direct.
+   */
+  databaseUrl?: (direct: string) => string;
+  /** Where log lines go (level info); silent without. */
+  logStream?: DestinationStream;
+}
+
+export async function startTestApp(driver: Driver, options: TestAppOptions = {}): Promise<TestApp> {
   const testDb = await openTestDatabase(driver);
+  const appDatabase =
+    options.databaseUrl && testDb.url
+      ? await openDatabase({ databaseUrl: options.databaseUrl(testDb.url), dataDir: 'memory://', poolSize: 20 })
+      : testDb.database;
   const clock: TestClock = {
     now: new Date('2026-03-01T12:00:00.000Z'),
     advance(ms) {
@@ -37,11 +56,18 @@ export async function startTestApp(driver: Driver, options: { bodyLimit?: string
     },
   };
   const publicUrl = 'http://portico.test';
-  const engine = createEngine({ db: testDb.database.db, clock: () => clock.now, publicUrl }, { systemToken: SYSTEM_TOKEN });
+  const engine = createEngine(
+    { db: appDatabase.db, clock: () => clock.now, publicUrl, encryptionKey: TEST_ENCRYPTION_KEY },
+    { systemToken: SYSTEM_TOKEN },
+  );
+  // The production logger (serializers and redaction included), so tests cover what it writes.
+  const logger = options.logStream
+    ? createLogger(testConfig({ LOG_LEVEL: 'info' }), options.logStream)
+    : createLogger(testConfig());
   const app = createApp({
     engine,
-    database: testDb.database,
-    logger: pino({ level: 'silent' }),
+    database: appDatabase,
+    logger,
     publicUrl,
     bodyLimit: options.bodyLimit ?? '100kb',
   });
@@ -70,19 +96,16 @@ export async function startTestApp(driver: Driver, options: { bodyLimit?: string
       return { status: res.status, body: parsed, headers: res.headers };
     },
     async mailedToken(email) {
-      const [mail] = await testDb.database.db
-        .select()
-        .from(schema.outbox)
-        .where(eq(schema.outbox.recipient, email.toLowerCase()))
-        .orderBy(desc(schema.outbox.seq))
-        .limit(1);
-      const link = mail?.body.match(/https?:\/\/\S+/)?.[0];
+      // Bodies are sealed at rest: read as the operator's outbox reads them (newest first), directly.
+      const [mail] = await listOutbox({ db: testDb.database.db, encryptionKey: TEST_ENCRYPTION_KEY }, { recipient: email });
+      const link = mail?.text.match(/https?:\/\/\S+/)?.[0];
       const token = link ? new URL(link).searchParams.get('token') : null;
       if (!token) throw new Error(`no mailed token for ${email}`);
       return token;
     },
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (appDatabase !== testDb.database) await appDatabase.close();
       await testDb.close();
     },
   };

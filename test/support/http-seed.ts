@@ -267,6 +267,41 @@ export async function tableCounts(t: TestApp): Promise<Record<string, number>> {
   return out;
 }
 
+/**
+ * One real row for every `:param` of the route table (a provider, an invited staff member, a
+ * client organization with an invited member, a group, a collection, a spare personal token),
+ * created through the API by the provider's first admin; answers the ids and that admin's token.
+ */
+export async function seedRouteIds(t: TestApp, options: { seats?: number } = {}) {
+  const provider = await setupProvider(t);
+  const adminToken = provider.adminToken;
+  const staff = must(
+    await t.request('POST', `/api/v1/providers/${provider.pid}/users`, {
+      token: adminToken,
+      body: { emails: [uniqueEmail('staff')], type: 'serviceUser' },
+    }),
+    201,
+    'invite staff',
+  );
+  const org = await createClient(t, provider, options.seats ? { seats: options.seats } : {});
+  const member = await invitedMember(t, org.id, adminToken);
+  const base = `/api/v1/organizations/${org.id}`;
+  const group = must(await t.request('POST', `${base}/groups`, { token: adminToken, body: { name: 'G' } }), 201, 'group');
+  const collection = must(await t.request('POST', `${base}/collections`, { token: adminToken, body: { name: 'C' } }), 201, 'collection');
+  const token = must(await t.request('POST', '/api/v1/me/tokens', { token: adminToken, body: { name: 'spare' } }), 201, 'token');
+  const ids: Record<string, string> = {
+    pid: provider.pid,
+    uid: staff.invited[0].id,
+    oid: org.id,
+    mid: member.memberId,
+    gid: group.id,
+    cid: collection.id,
+    tid: token.id,
+    type: 'singleOrg',
+  };
+  return { ids, adminToken };
+}
+
 /** A well-formed id that names nothing. */
 export const unknownId = () => '00000000-0000-4000-8000-' + randomBytes(6).toString('hex');
 

@@ -5,7 +5,7 @@
  * their tokens from the outbox, accept, and are confirmed. Nothing is inserted behind the
  * engine's back, so every seed also exercises the rules it relies on.
  */
-import { and, desc, eq, inArray, isNull, sql } from 'drizzle-orm';
+import { and, inArray, isNull, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import { schema, type Db } from '../../src/db/index.js';
 import {
@@ -25,6 +25,8 @@ import { hashSecret } from '../../src/membership/secrets.js';
 import { openTestDatabase, type Driver, type TestDatabase } from './db.js';
 
 export const SYSTEM_TOKEN = 'test-operator-token-0123456789abcdef0123456789';
+/** ENCRYPTION_KEY of test engines: fixed, so a test can open what the engine sealed. */
+export const TEST_ENCRYPTION_KEY = 'test-encryption-key-0123456789abcdef0123456789';
 export const OPERATOR: Principal = { kind: 'system' };
 export const PUBLIC_URL = 'http://portico.test';
 
@@ -87,20 +89,20 @@ export function createWorld(db: Db) {
       this.now = new Date(this.now.getTime() + ms);
     },
   };
-  const engine: Engine = createEngine({ db, clock: () => clock.now, publicUrl: PUBLIC_URL }, { systemToken: SYSTEM_TOKEN });
+  const engine: Engine = createEngine(
+    { db, clock: () => clock.now, publicUrl: PUBLIC_URL, encryptionKey: TEST_ENCRYPTION_KEY },
+    { systemToken: SYSTEM_TOKEN },
+  );
 
   /**
    * The token mailed to `email`, read from the link of the newest mail whose invitation is still
-   * open (else of the newest mail with a link), as its recipient would read it.
+   * open (else of the newest mail with a link), as its recipient would read it. Bodies are sealed at
+   * rest, so they are read as the operator reads them: from the outbox, newest first.
    */
   async function mailedToken(email: string): Promise<string> {
-    const rows = await db
-      .select()
-      .from(schema.outbox)
-      .where(eq(schema.outbox.recipient, email.toLowerCase()))
-      .orderBy(desc(schema.outbox.seq));
+    const rows = await engine.listOutbox(OPERATOR, { recipient: email });
     const tokens = rows.flatMap((r) => {
-      const link = r.body.match(/https?:\/\/\S+/)?.[0];
+      const link = r.text.match(/https?:\/\/\S+/)?.[0];
       const token = link ? new URL(link).searchParams.get('token') : null;
       return token ? [{ token }] : [];
     });
