@@ -18,6 +18,7 @@ import type { Route } from './http/route.js';
 import { httpSerializers } from './logging.js';
 import { DomainError, isDatabaseUnavailable, Unauthenticated, type Engine, type Principal } from './membership/index.js';
 import { createScimRouter, scimErrorHandler } from './scim/router.js';
+import type { DirectorySync } from './sync/runner.js';
 
 export interface AppDeps {
   engine: Engine;
@@ -29,6 +30,12 @@ export interface AppDeps {
   metrics?: Metrics;
   /** Failed-authentication budgets (`src/http/rate-limit.ts`); absent: unlimited. */
   rateLimits?: AuthLimits | undefined;
+  /**
+   * Directory sync (src/sync/runner.ts): POST …/directory/sync starts the queued run in-process at
+   * once (the lease keeps a scheduler from running it twice), POST …/directory/test reads through it.
+   * Absent (benches, tests of other adapters): runs stay queued for a scheduler, and test fails.
+   */
+  directory?: Pick<DirectorySync, 'kick' | 'test'> | undefined;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -93,7 +100,7 @@ export function createApp(deps: AppDeps) {
     res.json(openApi);
   });
   const throttle = createAuthThrottle(deps.engine, deps.rateLimits);
-  for (const r of apiRoutes) api[r.method](r.path, handler(deps.engine, r, throttle));
+  for (const r of apiRoutes) api[r.method](r.path, handler(deps, r, throttle));
   api.use((req, res) => {
     sendProblem(res, { status: 404, code: 'route.not_found', detail: `No route ${req.method} ${req.baseUrl}${req.path}` });
   });
@@ -107,7 +114,14 @@ export function createApp(deps: AppDeps) {
   return app;
 }
 
-function handler(engine: Engine, r: Route, throttle: AuthThrottle) {
+const NO_DIRECTORY_SYNC: Pick<DirectorySync, 'kick' | 'test'> = {
+  kick: () => {},
+  test: () => Promise.reject(new Error('directory sync is not wired into this app')),
+};
+
+function handler(deps: Pick<AppDeps, 'engine' | 'directory'>, r: Route, throttle: AuthThrottle) {
+  const engine = deps.engine;
+  const directory = deps.directory ?? NO_DIRECTORY_SYNC;
   return async (req: Request, res: Response, next: NextFunction) => {
     try {
       if (r.body && hasBody(req) && !req.is(['application/json', 'application/*+json'])) {
@@ -119,7 +133,7 @@ function handler(engine: Engine, r: Route, throttle: AuthThrottle) {
       if (!r.query && Object.keys(req.query).length > 0) {
         throw new BadRequest('This route takes no query parameters', Object.keys(req.query).map((k) => ({ path: `query.${k}`, message: 'Unrecognized parameter' })));
       }
-      const result = await throttle.redeem(req, r, () => r.handle({ engine, principal, params: req.params, body, query, req }));
+      const result = await throttle.redeem(req, r, () => r.handle({ engine, directory, principal, params: req.params, body, query, req }));
       if (result === undefined || r.status === 204) return void res.status(204).end();
       res.status(r.status ?? 200).json(result);
     } catch (error) {

@@ -2,7 +2,8 @@
  * Composition root: config → database (migrated) → engine → mail sender → HTTP. The only file
  * that listens, and the one that shuts everything down on SIGTERM/SIGINT.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createApp } from './app.js';
@@ -10,7 +11,11 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/index.js';
 import { createLogger } from './logging.js';
 import { createOutboxSender } from './mail/sender.js';
-import { createEngine, createMailQueue } from './membership/index.js';
+import { createDirectoryWorker, createEngine, createMailQueue } from './membership/index.js';
+import { createDirectorySource } from '../connectors/index.js';
+import { resolveConnectionSettings } from './sync/presets.js';
+import { createDirectorySync, reconcileThrough } from './sync/runner.js';
+import { createScheduler } from './sync/scheduler.js';
 
 async function main(): Promise<void> {
   let config: Config;
@@ -74,6 +79,22 @@ async function main(): Promise<void> {
   }, 10 * 60_000);
   pruneTimer.unref();
 
+  // Directory sync: the runner alone holds the worker (it unseals bind passwords); the HTTP app
+  // starts manual runs through it, and the scheduler runs only where SCHEDULER=on.
+  const instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const worker = createDirectoryWorker(engineDeps);
+  const directory = createDirectorySync({
+    worker,
+    factory: createDirectorySource,
+    resolveSettings: resolveConnectionSettings,
+    reconcile: reconcileThrough(engine),
+    logger,
+    instanceId,
+  });
+  const scheduler = createScheduler({ worker, sync: directory, logger, instanceId, clock: engineDeps.clock, enabled: config.scheduler });
+  scheduler.start();
+  if (!config.scheduler) logger.info('directory sync: SCHEDULER=off, this instance runs no scheduled syncs (manual ones still run)');
+
   const app = createApp({
     engine,
     database,
@@ -81,6 +102,7 @@ async function main(): Promise<void> {
     publicUrl: config.publicUrl,
     bodyLimit: config.bodyLimit,
     rateLimits: config.rateLimits,
+    directory,
   });
   const server = app.listen(config.port, () => {
     logger.info({ port: config.port, publicUrl: config.publicUrl }, `Portico listening on ${config.publicUrl}`);
@@ -94,6 +116,10 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    // No new scheduled runs; running syncs are asked to stop and awaited (their runs end failed,
+    // and the next run completes what they left).
+    await scheduler.stop();
+    await directory.stop();
     await sender.stop();
     clearInterval(pruneTimer);
     await pruning;

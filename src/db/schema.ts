@@ -387,3 +387,64 @@ export const rateLimits = pgTable(
   },
   (t) => [index('rate_limits_expires_idx').on(t.expiresAt)],
 );
+
+/**
+ * An organization's directory connection (design.md, "Directory sync"). `config` is the PUT body
+ * without the bind password, which is sealed with ENCRYPTION_KEY (context `directory:<org id>`) in
+ * its own column. The schedule is copied into columns so the scheduler finds due organizations
+ * without reading every document.
+ */
+export const directoryConfigs = pgTable('directory_configs', {
+  organizationId: uuid('organization_id')
+    .primaryKey()
+    .references(() => organizations.id, { onDelete: 'cascade' }),
+  config: jsonb('config').$type<Record<string, unknown>>().notNull(),
+  bindPasswordSealed: text('bind_password_sealed').notNull(),
+  /** A 5-field cron expression, or null. */
+  scheduleCron: text('schedule_cron'),
+  /** Minutes between scheduled runs (≥ 5), or null. */
+  scheduleIntervalMinutes: integer('schedule_interval_minutes'),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+/**
+ * Directory sync runs: the history, and the lease that makes a run execute once across instances.
+ * At most one run per organization is queued or running (a partial unique index), and a scheduled
+ * slot (`scheduled_for`) is inserted once however many schedulers race for it.
+ */
+export const directoryRuns = pgTable(
+  'directory_runs',
+  {
+    id: uuid('id').primaryKey(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    /** queued | running | succeeded | failed | guarded */
+    status: text('status').notNull(),
+    dryRun: boolean('dry_run').notNull().default(false),
+    /** manual | schedule */
+    trigger: text('trigger').notNull(),
+    /** The schedule slot a scheduled run is for; null for manual runs (nulls never conflict). */
+    scheduledFor: timestamp('scheduled_for', { withTimezone: true, mode: 'date' }),
+    createdAt: createdAt(),
+    startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }),
+    finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }),
+    counts: jsonb('counts').$type<Record<string, number>>(),
+    progress: jsonb('progress').$type<Record<string, unknown>>(),
+    problems: jsonb('problems').$type<unknown[]>(),
+    changes: jsonb('changes').$type<unknown[]>(),
+    message: text('message'),
+    /** Why a read failed (`DirectoryReadFailure`: connect, tls, bind, search, limit, interrupted). */
+    failure: text('failure'),
+    /** The instance running it; with `lease_expires_at`, extended by its heartbeat. */
+    leaseOwner: text('lease_owner'),
+    leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [
+    uniqueIndex('directory_runs_org_active_key').on(t.organizationId).where(sql`status in ('queued', 'running')`),
+    uniqueIndex('directory_runs_org_slot_key').on(t.organizationId, t.scheduledFor),
+    index('directory_runs_org_created_idx').on(t.organizationId, t.createdAt),
+    index('directory_runs_active_idx').on(t.status).where(sql`status in ('queued', 'running')`),
+  ],
+);

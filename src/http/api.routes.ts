@@ -430,6 +430,78 @@ const organizationRoutes: Route[] = [
     status: 204,
     handle: async (ctx) => noContent((await organization(ctx)).disableScim()),
   }),
+  route<z.infer<typeof s.putDirectoryConfig>>({
+    method: 'put',
+    path: '/organizations/:oid/directory',
+    tag: 'directory sync',
+    summary: 'Create or replace the directory connection (the bind password is write-only; omit it to keep the stored one)',
+    auth: 'bearer',
+    body: s.putDirectoryConfig,
+    handle: async (ctx) => (await organization(ctx)).directory.putConfig(ctx.body),
+  }),
+  route({
+    method: 'get',
+    path: '/organizations/:oid/directory',
+    tag: 'directory sync',
+    summary: 'The directory connection, never its password (bindPasswordSet)',
+    auth: 'bearer',
+    handle: async (ctx) => (await organization(ctx)).directory.getConfig(),
+  }),
+  route({
+    method: 'delete',
+    path: '/organizations/:oid/directory',
+    tag: 'directory sync',
+    summary: 'Delete the directory connection and its schedule (the run history stays)',
+    auth: 'bearer',
+    status: 204,
+    handle: async (ctx) => noContent((await organization(ctx)).directory.deleteConfig()),
+  }),
+  route({
+    method: 'post',
+    path: '/organizations/:oid/directory/test',
+    tag: 'directory sync',
+    summary:
+      'Read the directory as a sync would and report counts, samples and problems; changes nothing. ' +
+      'A directory that cannot be read answers 200 {ok: false, failure, message}',
+    auth: 'bearer',
+    handle: async (ctx) => {
+      // Reading the configuration checks the caller's rights, the plan and that one exists.
+      const org = await organization(ctx);
+      await org.directory.getConfig();
+      return ctx.directory.test(org.id);
+    },
+  }),
+  route<z.infer<typeof s.startDirectorySync>>({
+    method: 'post',
+    path: '/organizations/:oid/directory/sync',
+    tag: 'directory sync',
+    summary: 'Start a sync now (202 with the run); one already queued or running answers 409',
+    auth: 'bearer',
+    body: s.startDirectorySync,
+    status: 202,
+    handle: async (ctx) => {
+      const org = await organization(ctx);
+      const run = await org.directory.startRun({ dryRun: ctx.body?.dryRun ?? false, trigger: 'manual' });
+      ctx.directory.kick({ organizationId: org.id, runId: run.id });
+      return run;
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/organizations/:oid/directory/runs',
+    tag: 'directory sync',
+    summary: 'The newest 50 sync runs (read one run for the planned changes of a dry run)',
+    auth: 'bearer',
+    handle: async (ctx) => list((await organization(ctx)).directory.listRuns()),
+  }),
+  route({
+    method: 'get',
+    path: '/organizations/:oid/directory/runs/:rid',
+    tag: 'directory sync',
+    summary: 'One sync run: status, times, counts, problems, progress while running, changes of a dry run',
+    auth: 'bearer',
+    handle: async (ctx) => (await organization(ctx)).directory.getRun(ctx.params.rid!),
+  }),
   route<undefined, z.infer<typeof s.eventQuery>>({
     method: 'get',
     path: '/organizations/:oid/events',

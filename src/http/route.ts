@@ -5,11 +5,14 @@
 import type { Request } from 'express';
 import type { z } from 'zod';
 import type { Engine, Principal } from '../membership/index.js';
+import type { DirectorySync } from '../sync/runner.js';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
 export interface HandlerContext<B, Q> {
   engine: Engine;
+  /** Starts queued directory sync runs in-process and tests a configuration (it alone unseals the bind password). */
+  directory: Pick<DirectorySync, 'kick' | 'test'>;
   /** Present on every route whose `auth` is not `none`; optional on `optional` routes. */
   principal: Principal | undefined;
   params: Record<string, string>;

@@ -1,5 +1,7 @@
 /** Request schemas of /api/v1: strict, so unknown fields and wrong types answer 400 with every path. */
+import { validate as isCronExpression } from 'node-cron';
 import { z } from 'zod';
+import { directoryConfigSchema, MIN_INTERVAL_MINUTES } from '../sync/settings.js';
 import { isStorableText, MEMBER_STATUSES, PERMISSION_FLAGS, PLANS, PROVIDER_INVITE_BATCH, PROVIDER_USER_TYPES, ROLES } from '../membership/index.js';
 
 /**
@@ -118,3 +120,41 @@ export const memberQuery = z.strictObject({
 });
 
 export const outboxQuery = z.strictObject({ recipient: text().max(254).optional() });
+
+/** Every string of a value, with its path: the directory document is stored as jsonb, which holds no NUL. */
+function* stringsOf(value: unknown, path: (string | number)[] = []): Generator<[string, (string | number)[]]> {
+  if (typeof value === 'string') yield [value, path];
+  else if (Array.isArray(value)) for (const [i, item] of value.entries()) yield* stringsOf(item, [...path, i]);
+  else if (value && typeof value === 'object') for (const [k, item] of Object.entries(value)) yield* stringsOf(item, [...path, k]);
+}
+
+/**
+ * A directory schedule: a 5-field cron expression (minute hour day-of-month month day-of-week,
+ * evaluated in UTC; checked with node-cron's validate) or an interval of at least 5 minutes.
+ */
+const directorySchedule = z
+  .strictObject({
+    cron: z
+      .string()
+      .min(9)
+      .max(120)
+      .refine(
+        (e) => e.trim().split(/\s+/).length === 5 && isCronExpression(e),
+        'must be a 5-field cron expression (minute hour day-of-month month day-of-week), e.g. "0 */6 * * *"',
+      )
+      .optional(),
+    intervalMinutes: z.number().int().min(MIN_INTERVAL_MINUTES).max(7 * 24 * 60).optional(),
+  })
+  .refine((v) => (v.cron === undefined) !== (v.intervalMinutes === undefined), 'give either cron or intervalMinutes');
+
+/** PUT …/directory: `directoryConfigSchema` (src/sync/settings.ts) with the cron checked and every string storable. */
+export const putDirectoryConfig = z
+  .strictObject({ ...directoryConfigSchema.shape, schedule: directorySchedule.optional() })
+  .superRefine((value, ctx) => {
+    for (const [text, path] of stringsOf(value)) {
+      if (!isStorableText(text)) ctx.addIssue({ code: 'custom', path, message: 'must not contain NUL or an unpaired surrogate' });
+    }
+  });
+
+/** POST …/directory/sync; the body may be left out. */
+export const startDirectorySync = z.strictObject({ dryRun: z.boolean().optional() }).optional();

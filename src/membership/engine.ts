@@ -15,6 +15,9 @@ import {
 import type { Principal } from './actor.js';
 import * as collections from './collections.js';
 import { inTransaction, type EngineDeps, type Tx } from './context.js';
+import * as directoryConfig from './directory-config.js';
+import * as directorySync from './directory-sync.js';
+import * as directoryRuns from './directory-runs.js';
 import { PermissionDenied } from './errors.js';
 import { listEvents, type EventQuery } from './events.js';
 import { listOutbox } from './mail.js';
@@ -133,6 +136,12 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
         // A key rotated or disabled while the request waited for the lock no longer acts.
         recheck: (tx) => scimKeys.checkScimKey(tx.db, organizationId, token),
       }),
+
+    /**
+     * The directory sync of an organization, acting as the system actor `directorySync` with admin
+     * rights (so never on owners). Refuses a disabled organization and a plan without directory sync.
+     */
+    directorySync: (organizationId: string) => directorySync.openDirectorySync(deps, organizationId),
 
     /**
      * Runs `work` with a copy of `org` whose operations share one transaction: all of them apply or
@@ -297,6 +306,22 @@ function organizationHandle(deps: EngineDeps, grant: Grant, within?: Tx) {
     /** Enables SCIM or rotates its key; the new key is returned once. */
     issueScimKey: () => run((tx, caller) => scimKeys.issueScimKey(tx, organizationId, caller)),
     disableScim: () => run((tx, caller) => scimKeys.disableScim(tx, organizationId, caller)),
+
+    /** The organization's directory sync: its configuration and its runs. */
+    directory: {
+      /** Creates or replaces the configuration; the bind password is sealed, and kept when omitted. */
+      putConfig: (input: directoryConfig.DirectoryConfigInput) =>
+        run((tx, caller) => directoryConfig.putDirectoryConfig(tx, organizationId, caller, input)),
+      /** The configuration, never its password (`bindPasswordSet: true`). */
+      getConfig: () => directoryConfig.getDirectoryConfig(db, organizationId, caller),
+      deleteConfig: () => run((tx, caller) => directoryConfig.deleteDirectoryConfig(tx, organizationId, caller)),
+      /** Queues a sync run; a run already queued or running is a Conflict. The runner executes it. */
+      startRun: (input: { dryRun: boolean; trigger: directoryRuns.DirectoryRunTrigger }) =>
+        run((tx, caller) => directoryRuns.startDirectoryRun(tx, organizationId, caller, input)),
+      /** The newest runs, without the planned changes of dry runs (read one run for those). */
+      listRuns: () => directoryRuns.listDirectoryRuns(db, organizationId, caller),
+      getRun: (runId: string) => directoryRuns.getDirectoryRun(db, organizationId, caller, runId),
+    },
 
     events: async (query: EventQuery) => {
       requirePermission(caller, 'accessEventLogs');

@@ -38,3 +38,37 @@ export {
 export type { ScimStatus } from './scim-keys.js';
 export { isStorableDate, isStorableText } from './storable.js';
 export { createMailQueue, redactTokens, type MailQueue, type QueuedMail } from './outbox.js';
+export {
+  DirectoryNotConfigured,
+  type DirectoryConfig,
+  type DirectoryConfigInput,
+  type DirectoryConnection,
+  type DirectorySchedule,
+} from './directory-config.js';
+export {
+  createDirectoryWorker,
+  DIRECTORY_LEASE_MS,
+  DIRECTORY_RUN_COUNTS,
+  DIRECTORY_RUN_STATUSES,
+  DirectoryRunNotFound,
+  type DirectoryRun,
+  type DirectoryRunCounts,
+  type DirectoryRunResult,
+  type DirectoryRunStatus,
+  type DirectoryRunTrigger,
+  type DirectoryScheduleEntry,
+  type DirectoryWorker,
+} from './directory-runs.js';
+export {
+  DIRECTORY_CHANGE_ORDER,
+  isMailableAddress,
+  type BatchOutcome,
+  type DirectoryChange,
+  type DirectoryChangeKind,
+  type DirectoryGroupState,
+  type DirectoryMemberState,
+  type DirectoryProblemCode,
+  type DirectoryState,
+  type DirectorySyncHandle,
+  type RefusedChange,
+} from './directory-sync.js';

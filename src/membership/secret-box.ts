@@ -63,10 +63,25 @@ export function isSealed(value: string): boolean {
   return SEALED.test(value);
 }
 
+/**
+ * Derived keys by ENCRYPTION_KEY, so HKDF runs once per key rather than once per seal (a directory
+ * sync seals a mail per invited user). Module-private and bounded: a process holds one key, tests
+ * a few; past `DERIVED_KEYS_MAX` the oldest is forgotten. Holds nothing the process does not already.
+ */
+const derivedKeys = new Map<string, Buffer>();
+const DERIVED_KEYS_MAX = 4;
+
 function deriveKey(key: string): Buffer {
   // config.ts enforces ≥ 32 characters; this guards callers that bypass it (an empty key seals nothing).
   if (key.length < 32) throw new TypeError('ENCRYPTION_KEY must be at least 32 characters; make one with `openssl rand -base64 32`');
-  return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), KEY_LABEL, 32));
+  let derived = derivedKeys.get(key);
+  if (derived === undefined) {
+    derived = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), KEY_LABEL, 32));
+    if (derivedKeys.size >= DERIVED_KEYS_MAX) derivedKeys.delete(derivedKeys.keys().next().value!);
+    derivedKeys.set(key, derived);
+  }
+  // createCipheriv/createDecipheriv copy the key; callers never see or alter the cached buffer.
+  return derived;
 }
 
 /** The version is authenticated with the context, so a value cannot be replayed under another format. */

@@ -8,8 +8,11 @@ import { createApp } from '../../src/app.js';
 import { testConfig } from '../../src/config.js';
 import { openDatabase } from '../../src/db/index.js';
 import { createLogger } from '../../src/logging.js';
-import { createEngine, type Engine } from '../../src/membership/index.js';
+import { createDirectoryWorker, createEngine, type DirectoryWorker, type Engine } from '../../src/membership/index.js';
 import { listOutbox } from '../../src/membership/mail.js';
+import { createDirectorySync, type DirectorySync, type ReconcileDirectory, type ResolveSettings } from '../../src/sync/runner.js';
+import type { SourceFactory } from '../../src/sync/source.js';
+import { fakeReconcile, fixedSource, testResolveSettings } from './directory.js';
 import { openTestDatabase, type Driver, type TestDatabase } from './db.js';
 
 export const SYSTEM_TOKEN = 'test-operator-token-0123456789abcdef0123456789';
@@ -26,6 +29,9 @@ export interface TestApp {
   engine: Engine;
   testDb: TestDatabase;
   clock: TestClock;
+  /** The directory sync runner the app starts runs with, and the worker it records them with. */
+  directory: DirectorySync;
+  worker: DirectoryWorker;
   request(method: string, path: string, options?: { token?: string | undefined; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
   /** The token in the newest mail to `email` (from its link's `token` parameter), read as the operator reads the outbox. */
   mailedToken(email: string): Promise<string>;
@@ -41,6 +47,12 @@ export interface TestAppOptions {
   databaseUrl?: (direct: string) => string;
   /** Where log lines go (level info); silent without. */
   logStream?: DestinationStream;
+  /** Directory sync: the connectors' factory (default: an empty directory), and the reconcile seam (default: a fake). */
+  directorySource?: SourceFactory;
+  reconcile?: ReconcileDirectory;
+  /** The reconcile seam built from the app's engine (e.g. `reconcileThrough` of src/sync/runner.ts); wins over `reconcile`. */
+  reconcileWith?: (engine: Engine) => ReconcileDirectory;
+  resolveSettings?: ResolveSettings;
 }
 
 export async function startTestApp(driver: Driver, options: TestAppOptions = {}): Promise<TestApp> {
@@ -64,12 +76,23 @@ export async function startTestApp(driver: Driver, options: TestAppOptions = {})
   const logger = options.logStream
     ? createLogger(testConfig({ LOG_LEVEL: 'info' }), options.logStream)
     : createLogger(testConfig());
+  const worker = createDirectoryWorker({ db: appDatabase.db, clock: () => clock.now, publicUrl, encryptionKey: TEST_ENCRYPTION_KEY });
+  const directory = createDirectorySync({
+    worker,
+    factory: options.directorySource ?? fixedSource({ users: [], groups: [], warnings: [] }),
+    resolveSettings: options.resolveSettings ?? testResolveSettings,
+    reconcile: options.reconcileWith?.(engine) ?? options.reconcile ?? fakeReconcile(),
+    logger,
+    instanceId: 'test-app',
+    heartbeatMs: 100,
+  });
   const app = createApp({
     engine,
     database: appDatabase,
     logger,
     publicUrl,
     bodyLimit: options.bodyLimit ?? '100kb',
+    directory,
   });
   const server = app.listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
@@ -79,6 +102,8 @@ export async function startTestApp(driver: Driver, options: TestAppOptions = {})
     engine,
     testDb,
     clock,
+    directory,
+    worker,
     async request(method, path, opts = {}) {
       const headers: Record<string, string> = { ...opts.headers };
       if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -105,6 +130,7 @@ export async function startTestApp(driver: Driver, options: TestAppOptions = {})
     },
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await directory.stop();
       if (appDatabase !== testDb.database) await appDatabase.close();
       await testDb.close();
     },

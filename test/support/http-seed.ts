@@ -326,6 +326,14 @@ export const SAMPLE_BODIES: Record<string, unknown> = {
   'POST /organizations/:oid/collections': { name: 'Sample collection' },
   'PATCH /organizations/:oid/collections/:cid': { name: 'Renamed collection' },
   'PUT /organizations/:oid/policies/:type': { enabled: false },
+  'PUT /organizations/:oid/directory': {
+    kind: 'ldap',
+    url: 'ldap://ldap.example.test',
+    bindDn: 'cn=sync,dc=example,dc=test',
+    bindPassword: 'sample-bind-password',
+    users: { baseDn: 'ou=people,dc=example,dc=test' },
+  },
+  'POST /organizations/:oid/directory/sync': { dryRun: true },
 };
 
 /** `METHOD /path` of a route of the route table. */
