@@ -199,6 +199,11 @@ describe.skipIf(!slapdAvailable)('LDAP connector against OpenLDAP (slapd; instal
     await asAdmin((c) => c.modifyDN(`uid=mover,ou=People,${SUFFIX}`, `uid=morgan,ou=People,${SUFFIX}`));
     const renamed = (await read(config())).users.find((u) => u.email === 'mover@example.test')!;
     await asAdmin((c) => c.modifyDN(`uid=morgan,ou=People,${SUFFIX}`, `uid=morgan,ou=Staff,ou=People,${SUFFIX}`));
+    // refint rewrites the groups' member values after modifyDN has answered, in the background:
+    // until it has, the group names a DN that no longer exists.
+    await expect
+      .poll(async () => (await read(config())).groups.find((g) => g.name === 'Admins')!.memberExternalIds, { timeout: 10_000, interval: 100 })
+      .toContain(before.externalId);
     const after = await read(config());
     const moved = after.users.find((u) => u.email === 'mover@example.test')!;
     expect(renamed.externalId).toBe(before.externalId);

@@ -61,6 +61,21 @@ if (process.env.CI === 'true' && !slapdAvailable) throw new Error('slapd is not 
 
 let slapd: Slapd;
 
+/**
+ * slapd's refint overlay rewrites the member values naming a renamed entry after modifyDN has
+ * answered, in the background: waits until no entry names `oldDn` any more.
+ */
+async function refintDone(oldDn: string): Promise<void> {
+  const stale = async () => {
+    let count = 0;
+    await asDirectoryAdmin(async (c) => {
+      count = (await c.search(SUFFIX, { filter: `(member=${oldDn})`, attributes: ['1.1'] })).searchEntries.length;
+    });
+    return count;
+  };
+  await expect.poll(stale, { timeout: 10_000, interval: 100 }).toBe(0);
+}
+
 async function asDirectoryAdmin(work: (client: Client) => Promise<unknown>): Promise<void> {
   const client = new Client({ url: slapd.url });
   await client.bind(slapd.adminDn, slapd.adminPassword);
@@ -256,6 +271,7 @@ describe.skipIf(!slapdAvailable)('directory sync end to end against OpenLDAP (sl
       expect(await events()).toEqual(eventsBefore);
 
       await asDirectoryAdmin((c) => c.modifyDN(`cn=Platform,ou=groups,${root}`, `cn=Platform Team,ou=groups,${root}`));
+      await refintDone(`cn=Platform,ou=groups,${root}`);
       const renamed = await sync();
       expect(renamed).toMatchObject({ status: 'succeeded', counts: { groupsUpdated: 1, groupsCreated: 0 } });
       const after = await groups();
