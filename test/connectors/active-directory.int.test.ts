@@ -5,11 +5,10 @@
  */
 import { Attribute, Change, Client } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDirectorySource } from '../../connectors/index.js';
 import { readAllRanges } from '../../connectors/shared/range.js';
-import { resolveConnectionSettings } from '../../src/sync/presets.js';
 import type { DirectoryConfigInput } from '../../src/sync/settings.js';
-import { DirectoryReadError, type DirectorySnapshot } from '../../src/sync/source.js';
+import type { DirectorySnapshot } from '../../src/sync/source.js';
+import { directoryReader } from '../support/directory-read.js';
 import { sambaProblem, startSamba, type SambaDc } from '../support/samba.js';
 
 // CI installs Samba (.ci/run): there a DC that cannot run is a failure, not a skip.
@@ -99,25 +98,7 @@ function config(overrides: Partial<DirectoryConfigInput> = {}): DirectoryConfigI
   };
 }
 
-async function read(input: DirectoryConfigInput, password = dc.adminPassword): Promise<DirectorySnapshot> {
-  const source = createDirectorySource(resolveConnectionSettings(input, password));
-  try {
-    return await source.read();
-  } finally {
-    await source.close();
-  }
-}
-
-async function readError(input: DirectoryConfigInput, password = dc.adminPassword): Promise<DirectoryReadError> {
-  const error = await read(input, password).then(
-    () => {
-      throw new Error('the read succeeded');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DirectoryReadError);
-  return error as DirectoryReadError;
-}
+const { read, readError } = directoryReader(() => dc.adminPassword);
 
 const cnOf = (dn: string) => /^cn=([^,]+)/.exec(dn)?.[1];
 

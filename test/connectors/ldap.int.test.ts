@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDirectorySource } from '../../connectors/index.js';
 import { resolveConnectionSettings } from '../../src/sync/presets.js';
 import type { DirectoryConfigInput } from '../../src/sync/settings.js';
-import { DirectoryReadError, type DirectorySnapshot } from '../../src/sync/source.js';
+import { DirectoryReadError } from '../../src/sync/source.js';
+import { directoryReader } from '../support/directory-read.js';
 import { slapdAvailable, startCuttingProxy, startSlapd, type Slapd } from '../support/slapd.js';
 
 const SUFFIX = 'dc=example,dc=test';
@@ -128,25 +129,7 @@ function config(overrides: Partial<DirectoryConfigInput> = {}): DirectoryConfigI
   };
 }
 
-async function read(input: DirectoryConfigInput, password = slapd.adminPassword): Promise<DirectorySnapshot> {
-  const source = createDirectorySource(resolveConnectionSettings(input, password));
-  try {
-    return await source.read();
-  } finally {
-    await source.close();
-  }
-}
-
-async function readError(input: DirectoryConfigInput, password = slapd.adminPassword): Promise<DirectoryReadError> {
-  const error = await read(input, password).then(
-    () => {
-      throw new Error('the read succeeded');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DirectoryReadError);
-  return error as DirectoryReadError;
-}
+const { read, readError } = directoryReader(() => slapd.adminPassword);
 
 async function asAdmin<T>(work: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ url: slapd.url });
