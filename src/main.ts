@@ -1,18 +1,19 @@
 /**
- * Composition root: config → database (migrated) → engine → mail sender → HTTP. The only file
- * that listens, and the one that shuts everything down on SIGTERM/SIGINT.
+ * Composition root: config → database (migrated) → engine → mail sender → directory sync and its
+ * scheduler → HTTP. The only file that listens, and the one that shuts everything down on
+ * SIGTERM/SIGINT.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { createDirectorySource } from '../connectors/index.js';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/index.js';
 import { createLogger } from './logging.js';
 import { createOutboxSender } from './mail/sender.js';
 import { createDirectoryWorker, createEngine, createMailQueue } from './membership/index.js';
-import { createDirectorySource } from '../connectors/index.js';
 import { resolveConnectionSettings } from './sync/presets.js';
 import { createDirectorySync, reconcileThrough } from './sync/runner.js';
 import { createScheduler } from './sync/scheduler.js';
