@@ -101,7 +101,15 @@ export async function readSnapshot({
     const { users: userSettings, groups: groupSettings } = settings;
 
     // Normal forms remembered for this read only: member DNs repeat the DNs of the users.
-    let normalizeDn: ((dn: string) => string | null) | undefined = cachedDnNormalizer();
+    const cached = cachedDnNormalizer();
+    // A normal form is built by concatenation, a rope of about seven objects a DN; reading one
+    // character flattens it in place (the GC then drops the rope), which for the users' DNs (kept in
+    // the snapshot, the map and the cache) saves about 200 bytes a user.
+    let normalizeDn: ((dn: string) => string | null) | undefined = (dn) => {
+      const normal = cached(dn);
+      normal?.charCodeAt(0);
+      return normal;
+    };
 
     // Users.
     const userIdBuffers = bufferAttributes(userSettings.externalIdAttribute, userSettings.externalIdFormat);

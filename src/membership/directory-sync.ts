@@ -528,20 +528,18 @@ export async function applyDirectoryChanges(
     const rows = invitesToWrite.map((c) => {
       const id = newId();
       invitedIds.set(c, id);
-      return {
-        organizationId: org.id,
-        id,
-        email: c.email,
-        name: c.name,
-        externalId: c.externalId,
-        role: 'user',
-        status: 'invited',
-        createdAt: tx.now,
-        updatedAt: tx.now,
-      };
+      return { id, email: c.email, name: c.name, externalId: c.externalId };
     });
+    // One statement, the rows as one jsonb parameter: drizzle's multi-row builder costs more CPU
+    // (per value) than the insert itself.
+    const now = timestamp(tx.now);
     await translateConflicts(
-      () => pipelined(chunked(rows).map((chunk) => tx.db.insert(m).values(chunk))),
+      () =>
+        tx.db.execute(sql`
+          insert into members (organization_id, id, email, name, external_id, role, status, created_at, updated_at)
+          select ${org.id}::uuid, x.id, x.email, x.name, x.external_id, 'user', 'invited', ${now}, ${now}
+          from jsonb_to_recordset(${json(rows.map((r) => ({ id: r.id, email: r.email, name: r.name, external_id: r.externalId })))})
+            as x(id uuid, email text, name text, external_id text)`),
       {
         members_org_email_key: 'A member with this email already exists',
         members_org_external_id_key: 'A member with this externalId already exists',
@@ -625,34 +623,25 @@ async function withinMailBudget<C extends DirectoryChange>(
 async function writeInvitations(tx: Tx, org: OrganizationRow, invitees: { memberId: string; email: string }[]): Promise<void> {
   if (invitees.length === 0) return;
   const expiresAt = new Date(tx.now.getTime() + INVITATION_TTL_MS);
-  const invitations: (typeof schema.invitations.$inferInsert)[] = [];
-  const outbox: (typeof schema.outbox.$inferInsert)[] = [];
+  const invitations: { id: string; token_hash: string; email: string; member_id: string }[] = [];
+  const outbox: { id: string; recipient: string; subject: string; body: string }[] = [];
   for (const { memberId, email } of invitees) {
     const token = generateSecret('inv');
-    invitations.push({
-      id: newId(),
-      kind: 'member',
-      tokenHash: hashSecret(token),
-      email,
-      organizationId: org.id,
-      memberId,
-      expiresAt,
-      createdAt: tx.now,
-    });
+    invitations.push({ id: newId(), token_hash: hashSecret(token), email, member_id: memberId });
     const mail = mails.memberInvitation(email, org.name, tokenLink(tx.deps.publicUrl, 'accept', token));
     const id = newId();
-    outbox.push({
-      id,
-      recipient: mail.to,
-      subject: mail.subject,
-      body: sealBody(tx.deps.encryptionKey, id, mail.text),
-      nextAttemptAt: tx.now,
-      createdAt: tx.now,
-    });
+    outbox.push({ id, recipient: mail.to, subject: mail.subject, body: sealBody(tx.deps.encryptionKey, id, mail.text) });
   }
+  const now = timestamp(tx.now);
   await pipelined([
-    ...chunked(invitations).map((chunk) => tx.db.insert(schema.invitations).values(chunk)),
-    ...chunked(outbox).map((chunk) => tx.db.insert(schema.outbox).values(chunk)),
+    tx.db.execute(sql`
+      insert into invitations (id, kind, token_hash, email, organization_id, member_id, expires_at, created_at)
+      select x.id, 'member', x.token_hash, x.email, ${org.id}::uuid, x.member_id, ${timestamp(expiresAt)}, ${now}
+      from jsonb_to_recordset(${json(invitations)}) as x(id uuid, token_hash text, email text, member_id uuid)`),
+    tx.db.execute(sql`
+      insert into outbox (id, recipient, subject, body, next_attempt_at, created_at)
+      select x.id, x.recipient, x.subject, x.body, ${now}, ${now}
+      from jsonb_to_recordset(${json(outbox)}) as x(id uuid, recipient text, subject text, body text)`),
   ]);
 }
 
@@ -824,13 +813,13 @@ async function writeEvents(tx: Tx, organizationId: string, caller: OrganizationC
     id: newId(),
     type: e.type,
     code: EVENT_CODES[e.type],
-    date: tx.now,
-    actorUserId: 'userId' in actor ? actor.userId : null,
-    actorProviderUserId: 'providerUserId' in actor ? actor.providerUserId : null,
-    actorSystem: 'system' in actor ? actor.system : null,
-    organizationId,
-    memberId: e.memberId ?? null,
-    groupId: e.groupId ?? null,
+    member_id: e.memberId ?? null,
+    group_id: e.groupId ?? null,
   }));
-  await pipelined(chunked(rows).map((chunk) => tx.db.insert(schema.events).values(chunk)));
+  await tx.db.execute(sql`
+    insert into events (id, type, code, date, actor_user_id, actor_provider_user_id, actor_system, organization_id, member_id, group_id)
+    select x.id, x.type, x.code, ${timestamp(tx.now)},
+      ${'userId' in actor ? actor.userId : null}::uuid, ${'providerUserId' in actor ? actor.providerUserId : null}::uuid,
+      ${'system' in actor ? actor.system : null}::text, ${organizationId}::uuid, x.member_id, x.group_id
+    from jsonb_to_recordset(${json(rows)}) as x(id uuid, type text, code integer, member_id uuid, group_id uuid)`);
 }

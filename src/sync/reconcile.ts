@@ -23,8 +23,40 @@ import { DomainError, type DirectoryChange, type DirectorySyncHandle, type Refus
 import { planChanges, type PlannedChange, type ReconcileOptions, type SyncProblem } from './plan.js';
 import type { DirectorySnapshot } from './source.js';
 
-/** Changes per transaction: large enough to amortise a round trip, small enough to hold locks briefly. */
-export const BATCH_SIZE = 500;
+/**
+ * Changes per transaction: large enough to amortise a round trip and the per-batch checks (each
+ * batch reads the address and external-id holders), small enough to hold locks briefly.
+ */
+export const BATCH_SIZE = 900;
+
+/**
+ * Group member rows (additions plus removals) per transaction: a first sync's groups would otherwise
+ * put every membership of the directory into one or two transactions. A single change over the limit
+ * still goes alone (in a batch of its own).
+ */
+export const MAX_GROUP_MEMBER_ROWS = 20_000;
+
+function memberRowsOf(change: DirectoryChange): number {
+  if (change.kind === 'createGroup') return change.members.length;
+  if (change.kind === 'groupMembers') return change.add.length + change.remove.length;
+  return 0;
+}
+
+/** The plan cut into batches of at most BATCH_SIZE changes and MAX_GROUP_MEMBER_ROWS member rows. */
+function* batchesOf(changes: readonly DirectoryChange[]): Generator<DirectoryChange[]> {
+  let start = 0;
+  let rows = 0;
+  for (let i = 0; i < changes.length; i++) {
+    const weight = memberRowsOf(changes[i]!);
+    if (i > start && (i - start >= BATCH_SIZE || rows + weight > MAX_GROUP_MEMBER_ROWS)) {
+      yield changes.slice(start, i);
+      start = i;
+      rows = 0;
+    }
+    rows += weight;
+  }
+  if (start < changes.length) yield changes.slice(start);
+}
 
 export type ReconcileStatus = 'succeeded' | 'guarded' | 'failed';
 
@@ -106,9 +138,8 @@ export async function reconcile(
   let done = 0;
   let batches = 0;
   const groupsUpdated = new Set<string>();
-  for (let i = 0; i < total; i += BATCH_SIZE) {
+  for (const batch of batchesOf(plan.changes)) {
     if (hooks.stopAfterBatches !== undefined && batches >= hooks.stopAfterBatches) break;
-    const batch = plan.changes.slice(i, i + BATCH_SIZE);
     let outcome;
     try {
       outcome = await handle.applyBatch(batch);
