@@ -20,13 +20,9 @@ import { pino } from 'pino';
 import { createApp } from '../src/app.js';
 import { openDatabase } from '../src/db/index.js';
 import { createEngine } from '../src/membership/index.js';
+import { benchArgs } from './support.js';
 
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=');
-    return [k!, v ?? ''];
-  }),
-);
+const args = benchArgs();
 const N = Number(args.n ?? 200);
 const WARMUP = 20;
 const SYSTEM_TOKEN = `bench-${randomBytes(24).toString('hex')}`;

@@ -8,23 +8,15 @@
  * resync, and a 1%-change resync (email changes, disables, new users).
  * Usage: npx tsx bench/reconcile.ts [--users=10000 --groups=100]
  */
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import postgres from 'postgres';
-import { openDatabase } from '../src/db/index.js';
 import { createEngine } from '../src/membership/index.js';
 import { reconcile } from '../src/sync/reconcile.js';
 import type { DirectorySnapshot, DirectoryUser } from '../src/sync/source.js';
+import { benchArgs, createBenchDatabase } from './support.js';
 
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=');
-    return [k!, v ?? ''];
-  }),
-);
+const args = benchArgs();
 const USERS = Number(args.users ?? 10_000);
 const GROUPS = Number(args.groups ?? 100);
-const baseUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const ENCRYPTION_KEY = 'bench-encryption-key-0123456789abcdef0123456789';
 const OPTIONS = { disabledUsers: 'revoke', removeMissing: true, shrinkGuardPercent: 10, largeImport: true, dryRun: false } as const;
 
@@ -57,14 +49,8 @@ function directory(users: number, groups: number, change = 0): DirectorySnapshot
 }
 
 async function main() {
-  const name = `portico_bench_${randomBytes(5).toString('hex')}`;
-  const admin = postgres(baseUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  const database = await openDatabase({ databaseUrl: url.toString(), dataDir: '', poolSize: 10 });
+  const { database, drop } = await createBenchDatabase();
   try {
-    await database.migrate();
     const engine = createEngine({ db: database.db, clock: () => new Date(), publicUrl: 'http://bench.local', encryptionKey: ENCRYPTION_KEY });
     const provider = await engine.createProvider({ kind: 'system' }, { name: 'Bench MSP', adminEmail: 'admin@bench.example' });
     const [mail] = await engine.listOutbox({ kind: 'system' }, { recipient: 'admin@bench.example' });
@@ -91,9 +77,7 @@ async function main() {
     await run('1%-change resync', directory(USERS, GROUPS, 0.01));
     console.log(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
   } finally {
-    await database.close();
-    await admin.unsafe(`drop database if exists ${name} with (force)`);
-    await admin.end();
+    await drop();
   }
 }
 

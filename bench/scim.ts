@@ -15,15 +15,10 @@ import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import postgres from 'postgres';
 import { createApp } from '../src/app.js';
-import { openDatabase } from '../src/db/index.js';
 import { createEngine } from '../src/membership/index.js';
+import { benchArgs, createBenchDatabase } from './support.js';
 
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=');
-    return [k!, v ?? ''];
-  }),
-);
+const args = benchArgs();
 const sizes = (args.sizes ?? '1000,10000,100000').split(',').map(Number);
 const CREATES = Number(args.creates ?? 500);
 const LOOKUPS = Number(args.lookups ?? 400);
@@ -31,7 +26,6 @@ const PAGES = Number(args.pages ?? 100);
 const SYSTEM_TOKEN = `bench-${randomBytes(24).toString('hex')}`;
 const ENCRYPTION_KEY = randomBytes(32).toString('base64');
 
-const baseUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 function percentile(samples: number[], p: number): number {
   const sorted = [...samples].sort((a, b) => a - b);
@@ -51,15 +45,9 @@ async function timeEach(n: number, work: (i: number) => Promise<void>): Promise<
 }
 
 async function main() {
-  const name = `portico_bench_${randomBytes(5).toString('hex')}`;
-  const admin = postgres(baseUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  const database = await openDatabase({ databaseUrl: url.toString(), dataDir: '', poolSize: 10 });
-  const raw = postgres(url.toString(), { max: 4, onnotice: () => {} });
+  const { database, name, url, drop } = await createBenchDatabase();
+  const raw = postgres(url, { max: 4, onnotice: () => {} });
   try {
-    await database.migrate();
     const engine = createEngine(
       { db: database.db, clock: () => new Date(), publicUrl: 'http://bench.local', encryptionKey: ENCRYPTION_KEY },
       { systemToken: SYSTEM_TOKEN },
@@ -207,9 +195,7 @@ async function main() {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   } finally {
     await raw.end();
-    await database.close();
-    await admin.unsafe(`drop database if exists ${name} with (force)`);
-    await admin.end();
+    await drop();
   }
 }
 

@@ -17,24 +17,18 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import postgres from 'postgres';
 import { createDirectorySource } from '../connectors/index.js';
-import { openDatabase } from '../src/db/index.js';
 import { createEngine } from '../src/membership/index.js';
 import { resolveConnectionSettings } from '../src/sync/presets.js';
 import { reconcile, type ReconcileTarget } from '../src/sync/reconcile.js';
 import { directoryConfigSchema } from '../src/sync/settings.js';
 import { startBenchSlapd, userDn } from './sync-slapd.js';
+import { benchArgs, createBenchDatabase } from './support.js';
 
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=');
-    return [k!, v ?? ''];
-  }),
-);
+const args = benchArgs();
 const USERS = Number(args.users ?? 100_000);
 const GROUPS = Number(args.groups ?? 1_000);
 const PER_GROUP = Number(args['per-group'] ?? 200);
 const SEATS = Number(args.seats ?? Math.max(150_000, Math.ceil(USERS * 1.5)));
-const baseUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const ENCRYPTION_KEY = randomBytes(32).toString('base64');
 const DISABLED_FILTER = '(employeeType=disabled)';
 
@@ -90,17 +84,11 @@ interface PhaseRow {
 async function main() {
   console.log(`bench:sync — ${USERS} users, ${GROUPS} groups × ~${PER_GROUP} members, seats ${SEATS}`);
   const slapd = await startBenchSlapd({ users: USERS, groups: GROUPS, perGroup: PER_GROUP });
-  console.log(`slapd ${slapd.url}: LDIF written + slapadd -q in ${slapd.loadSeconds.toFixed(2)} s`);
+  console.log(`slapd ${slapd.url}: LDIF written, slapadd -q and started in ${slapd.loadSeconds.toFixed(2)} s`);
 
-  const name = `bench_sync_${randomBytes(5).toString('hex')}`;
-  const admin = postgres(baseUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  const database = await openDatabase({ databaseUrl: url.toString(), dataDir: '', poolSize: 10 });
-  const raw = postgres(url.toString(), { max: 1, onnotice: () => {} });
+  const { database, url, drop } = await createBenchDatabase('bench_sync');
+  const raw = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    await database.migrate();
     const engine = createEngine({ db: database.db, clock: () => new Date(), publicUrl: 'http://bench.local', encryptionKey: ENCRYPTION_KEY });
     const provider = await engine.createProvider({ kind: 'system' }, { name: 'Bench MSP', adminEmail: 'admin@bench.example' });
     const [mail] = await engine.listOutbox({ kind: 'system' }, { recipient: 'admin@bench.example' });
@@ -268,9 +256,7 @@ async function main() {
     if (!hwmResettable) console.log('(VmHWM could not be reset per phase: peaks are from 50 ms samples)');
   } finally {
     await raw.end();
-    await database.close();
-    await admin.unsafe(`drop database if exists ${name} with (force)`);
-    await admin.end();
+    await drop();
     await slapd.stop();
   }
 }

@@ -28,6 +28,13 @@ export interface SlapdOptions {
   ldif?: string;
   limitedAccounts?: LimitedAccount[];
   tls?: boolean;
+  /**
+   * Writes a large LDIF (without the suffix entry) to the file it is given, loaded by a second
+   * `slapadd -q` and deleted: the bench streams 100k entries this way, never holding them in memory.
+   */
+  writeBulkLdif?: (file: string) => Promise<void>;
+  /** Attributes indexed `eq` besides objectClass and entryUUID (e.g. `member` for a large directory). */
+  indexes?: string[];
 }
 
 export interface Slapd {
@@ -75,13 +82,14 @@ function makeTls(dir: string) {
   openssl(dir, ['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', 'server.pem']);
 }
 
-function config({ dir, suffix, adminDn, adminPassword, limitedAccounts, tls }: {
+function config({ dir, suffix, adminDn, adminPassword, limitedAccounts, tls, indexes }: {
   dir: string;
   suffix: string;
   adminDn: string;
   adminPassword: string;
   limitedAccounts: LimitedAccount[];
   tls: boolean;
+  indexes: string[];
 }): string {
   const schema = ['core', 'cosine', 'inetorgperson', 'nis'].map((name) => `include /etc/ldap/schema/${name}.schema`);
   return [
@@ -94,13 +102,14 @@ function config({ dir, suffix, adminDn, adminPassword, limitedAccounts, tls }: {
     'moduleload refint',
     ...(tls ? [`TLSCACertificateFile ${dir}/ca.pem`, `TLSCertificateFile ${dir}/server.pem`, `TLSCertificateKeyFile ${dir}/server.key`] : []),
     'database mdb',
-    'maxsize 1073741824',
+    'maxsize 4294967296',
     `suffix "${suffix}"`,
     `rootdn "${adminDn}"`,
     `rootpw ${adminPassword}`,
     `directory ${dir}/data`,
     'index objectClass eq',
     'index entryUUID eq',
+    ...indexes.map((attribute) => `index ${attribute} eq`),
     ...limitedAccounts.map((account) => `limits dn.exact="cn=${account.name},${suffix}" ${account.limits}`),
     'overlay memberof',
     'overlay refint',
@@ -141,12 +150,18 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
   const dir = mkdtempSync(join(tmpdir(), 'portico-slapd-'));
   mkdirSync(join(dir, 'data'));
   if (tls) makeTls(dir);
-  writeFileSync(join(dir, 'slapd.conf'), config({ dir, suffix, adminDn, adminPassword, limitedAccounts, tls }));
+  writeFileSync(join(dir, 'slapd.conf'), config({ dir, suffix, adminDn, adminPassword, limitedAccounts, tls, indexes: options.indexes ?? [] }));
   const accounts = limitedAccounts
     .map((a) => `dn: cn=${a.name},${suffix}\nobjectClass: person\ncn: ${a.name}\nsn: ${a.name}\nuserPassword: ${a.password}\n`)
     .join('\n');
   writeFileSync(join(dir, 'seed.ldif'), [suffixEntry(suffix), accounts, options.ldif ?? ''].filter(Boolean).join('\n'));
   execFileSync('/usr/sbin/slapadd', ['-q', '-f', join(dir, 'slapd.conf'), '-l', join(dir, 'seed.ldif')], { stdio: 'pipe' });
+  if (options.writeBulkLdif) {
+    const bulk = join(dir, 'bulk.ldif');
+    await options.writeBulkLdif(bulk);
+    execFileSync('/usr/sbin/slapadd', ['-q', '-f', join(dir, 'slapd.conf'), '-l', bulk], { stdio: 'pipe' });
+    rmSync(bulk);
+  }
 
   const port = await freePort();
   const ldapsPort = tls ? await freePort() : undefined;
