@@ -12,7 +12,6 @@ import {
   must,
   setupProvider,
   tableCounts,
-  uniqueEmail,
 } from '../support/http-seed.js';
 
 describeEachDriver('account routes', (driver) => {
