@@ -121,14 +121,17 @@ export function normalizeDnFully(dn: string): string | null {
 export function normalizePlainDn(dn: string): string | undefined {
   const n = dn.length;
   if (n === 0) return undefined;
+  /** No upper-case letter and no space: when the RDNs check out, the DN is its own normal form. */
+  let normal = true;
   for (let i = 0; i < n; i++) {
     const code = dn.charCodeAt(i);
     // Printable ASCII, minus " (22) + (2b) ; (3b) < (3c) > (3e) \ (5c).
     if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x2b || code === 0x3b || code === 0x3c || code === 0x3e || code === 0x5c) {
       return undefined;
     }
+    if (code === 0x20 || (code >= 0x41 && code <= 0x5a)) normal = false;
   }
-  let out = '';
+  let out = normal ? undefined : '';
   let start = 0;
   while (start <= n) {
     let end = dn.indexOf(',', start);
@@ -144,11 +147,13 @@ export function normalizePlainDn(dn: string): string | undefined {
     while (valueStart < valueEnd && dn.charCodeAt(valueStart) === 0x20) valueStart++;
     while (valueEnd > valueStart && dn.charCodeAt(valueEnd - 1) === 0x20) valueEnd--;
     if (valueStart < valueEnd && dn.charCodeAt(valueStart) === 0x23 /* # */) return undefined;
-    if (start > 0) out += ',';
-    out += type.toLowerCase() + '=' + dn.slice(valueStart, valueEnd).toLowerCase();
+    if (out !== undefined) {
+      if (start > 0) out += ',';
+      out += type.toLowerCase() + '=' + dn.slice(valueStart, valueEnd).toLowerCase();
+    }
     start = end + 1;
   }
-  return out;
+  return out ?? dn;
 }
 
 /**

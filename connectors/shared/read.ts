@@ -6,8 +6,9 @@
 import type { Client, Entry } from 'ldapts';
 import type { ConnectionSettings } from '../../src/sync/settings.js';
 import { DirectoryReadError, type DirectoryGroup, type DirectorySnapshot, type DirectoryUser, type ReadProgress } from '../../src/sync/source.js';
-import { cachedDnNormalizer, firstRdnValue } from './dn.js';
+import { firstRdnValue, normalizeDn as normalize } from './dn.js';
 import { bufferAttributes, externalIdOf, firstString, stringsOf } from './entries.js';
+import { closeQuietly } from './connection.js';
 import { toReadError } from './errors.js';
 import { rangeOf, readAllRanges } from './range.js';
 
@@ -55,11 +56,18 @@ export async function readSnapshot({
   settings,
   dialect,
   options = {},
+  openClient,
 }: {
   client: Client;
   settings: ConnectionSettings;
   dialect: Dialect;
   options?: ReadOptions;
+  /**
+   * Opens a second bound connection for the disabled users' search, which then runs beside the
+   * users' and groups' searches (a server keeps one paged search per connection). Without it the
+   * searches run one after the other on `client`.
+   */
+  openClient?: () => Promise<Client>;
 }): Promise<DirectorySnapshot> {
   const { signal, onProgress } = options;
   const progress: ReadProgress = { users: 0, groups: 0 };
@@ -70,12 +78,12 @@ export async function readSnapshot({
       : toReadError(error, { phase: 'read', url: settings.url, bindDn: settings.bindDn, bindPassword: settings.bindPassword, target });
 
   /** Each entry of a paged search, page by page; throws on anything short of a complete result. */
-  async function* entries(spec: SearchSpec): AsyncGenerator<Entry[]> {
+  async function* entries(spec: SearchSpec, on: Client = client): AsyncGenerator<Entry[]> {
     // ldapts reconnects on its own when a search starts on a dropped connection: unbound and
     // without StartTLS. A connection that is gone means the read is over.
-    if (!client.isConnected) throw fail(new Error('Socket connection not established'), spec.target);
+    if (!on.isConnected) throw fail(new Error('Socket connection not established'), spec.target);
     try {
-      const pages = client.searchPaginated(spec.base, {
+      const pages = on.searchPaginated(spec.base, {
         scope: 'sub',
         filter: spec.filter,
         attributes: spec.attributes,
@@ -84,46 +92,121 @@ export async function readSnapshot({
         derefAliases: 'never',
         paged: { pageSize: Math.min(settings.pageSize, 1000) },
       });
-      for await (const page of pages) {
-        if (signal?.aborted) throw signal.reason;
-        // Search continuation references (referrals from a domain root) are not entries: ignored.
-        yield page.searchEntries;
+      // One page ahead: the next page is asked for as soon as a page arrives, so the server builds
+      // it while this process decodes the current one (two pages in memory at most, never more).
+      let next = pages.next();
+      try {
+        for (;;) {
+          const result = await next;
+          if (result.done) break;
+          if (signal?.aborted) throw signal.reason;
+          next = pages.next();
+          next.catch(() => undefined); // awaited on the next turn; a failure is thrown there
+          // Search continuation references (referrals from a domain root) are not entries: ignored.
+          yield result.value.searchEntries;
+        }
+      } finally {
+        // A read that stops early leaves the generator to end with the connection.
+        void pages.return(undefined).catch(() => undefined);
       }
     } catch (error) {
       throw fail(error, spec.target);
     }
   }
 
-  const abort = () => void client.unbind().catch(() => undefined);
+  let side: Client | undefined;
+  const abort = () => {
+    void client.unbind().catch(() => undefined);
+    void side?.unbind().catch(() => undefined);
+  };
   signal?.addEventListener('abort', abort, { once: true });
   try {
     if (signal?.aborted) throw fail(signal.reason, 'the directory');
     const { users: userSettings, groups: groupSettings } = settings;
 
-    // Normal forms remembered for this read only: member DNs repeat the DNs of the users.
-    const cached = cachedDnNormalizer();
-    // A normal form is built by concatenation, a rope of about seven objects a DN; reading one
-    // character flattens it in place (the GC then drops the rope), which for the users' DNs (kept in
-    // the snapshot, the map and the cache) saves about 200 bytes a user.
+    // Member DNs are matched by their normal form (`normalizeDn`). Most are written exactly as the
+    // entry's own DN or as its normal form, so an exact lookup comes first: it answers the same as
+    // normalising (the normal form of a normal form is itself) and builds no string.
     let normalizeDn: ((dn: string) => string | null) | undefined = (dn) => {
-      const normal = cached(dn);
+      const normal = normalize(dn);
+      // A normal form is built by concatenation (a rope); reading one character flattens it in place.
       normal?.charCodeAt(0);
       return normal;
     };
 
     // Users.
+    const readsMemberUid = groupSettings?.memberAttributes.includes('memberUid') ?? false;
     const userIdBuffers = bufferAttributes(userSettings.externalIdAttribute, userSettings.externalIdFormat);
     const users: DirectoryUser[] = [];
+    /** Users by the normal form of their DN. */
     let userByDn: Map<string, string> | undefined = new Map<string, string>();
-    let userByUid: Map<string, string> | undefined = new Map<string, string>();
+    /** Users by their DN as the server wrote it, for the DNs that are not in normal form already. */
+    let userByWrittenDn: Map<string, string> | undefined = new Map<string, string>();
+    /** Users' uid values and their external ids, in order; a map of them is built for the first memberUid value. */
+    let uidValues: string[] | undefined = [];
+    let uidOwners: string[] | undefined = [];
+    let userByUid: Map<string, string> | undefined;
+    const userOfUid = (uid: string): string | undefined => {
+      if (!userByUid) {
+        userByUid = new Map<string, string>();
+        for (let i = 0; i < uidValues!.length; i++) userByUid.set(uidValues![i]!.trim().toLowerCase(), uidOwners![i]!);
+        uidValues = uidOwners = undefined;
+      }
+      return userByUid.get(uid.trim().toLowerCase());
+    };
     let seenUserIds: Set<string> | undefined = new Set<string>();
+
+    // Disabled users: a second paged search reading only the id, so the rule stays a plain filter
+    // (AD's userAccountControl bit, FreeIPA's nsAccountLock, any rule an LDAP admin writes). Given
+    // `openClient`, it runs on a second connection (OpenLDAP keeps one paged search per connection)
+    // beside the users' and groups' searches, so the server evaluates the filter while this process
+    // decodes the other pages; without it, after the users' search on `client`.
+    const disabledFilter = userSettings.disabledFilter;
+    const readDisabled = async (on: Client) => {
+      const disabled = new Set<string>();
+      for await (const page of entries(
+        {
+          target: `disabled users under "${userSettings.baseDn}"`,
+          base: userSettings.baseDn,
+          filter: `(&${userSettings.filter}${disabledFilter})`,
+          attributes: [userSettings.externalIdAttribute],
+          explicitBufferAttributes: userIdBuffers,
+        },
+        on,
+      )) {
+        for (const entry of page) {
+          const externalId = externalIdOf(entry, userSettings.externalIdAttribute, userSettings.externalIdFormat);
+          if (externalId !== null) disabled.add(externalId);
+        }
+      }
+      return disabled;
+    };
+    let disabledIds =
+      disabledFilter && openClient
+        ? (async () => {
+            side = await openClient();
+            try {
+              if (signal?.aborted) throw fail(signal.reason, 'the directory');
+              return await readDisabled(side);
+            } finally {
+              await closeQuietly(side);
+            }
+          })()
+        : undefined;
+    // Awaited (and its failure thrown) once the users and groups are read; never left unhandled.
+    disabledIds?.catch(() => undefined);
     const userTarget = `users under "${userSettings.baseDn}"`;
     for await (const page of entries({
       target: userTarget,
       base: userSettings.baseDn,
       filter: userSettings.filter,
       attributes: [
-        ...new Set([userSettings.externalIdAttribute, userSettings.emailAttribute, userSettings.nameAttribute, userSettings.uidAttribute]),
+        ...new Set([
+          userSettings.externalIdAttribute,
+          userSettings.emailAttribute,
+          userSettings.nameAttribute,
+          ...(readsMemberUid ? [userSettings.uidAttribute] : []),
+        ]),
       ],
       explicitBufferAttributes: userIdBuffers,
     })) {
@@ -142,33 +225,30 @@ export async function readSnapshot({
         const email = firstString(entry, userSettings.emailAttribute)?.toLowerCase() ?? null;
         users.push({ externalId, dn, email, name: firstString(entry, userSettings.nameAttribute), disabled: false });
         userByDn.set(dn, externalId);
-        for (const uid of stringsOf(entry, userSettings.uidAttribute)) userByUid.set(uid.trim().toLowerCase(), externalId);
+        if (dn !== entry.dn) userByWrittenDn.set(entry.dn, externalId);
+        if (readsMemberUid) {
+          for (const uid of stringsOf(entry, userSettings.uidAttribute)) {
+            uidValues!.push(uid);
+            uidOwners!.push(externalId);
+          }
+        }
       }
       progress.users = users.length;
       onProgress?.({ ...progress });
     }
     seenUserIds = undefined;
+    if (disabledFilter && !disabledIds) disabledIds = readDisabled(client);
 
-    // Disabled users: a second paged search reading only the id, so the rule stays a plain filter
-    // (AD's userAccountControl bit, FreeIPA's nsAccountLock, any rule an LDAP admin writes).
-    if (userSettings.disabledFilter) {
-      const disabled = new Set<string>();
-      for await (const page of entries({
-        target: `disabled users under "${userSettings.baseDn}"`,
-        base: userSettings.baseDn,
-        filter: `(&${userSettings.filter}${userSettings.disabledFilter})`,
-        attributes: [userSettings.externalIdAttribute],
-        explicitBufferAttributes: userIdBuffers,
-      })) {
-        for (const entry of page) {
-          const externalId = externalIdOf(entry, userSettings.externalIdAttribute, userSettings.externalIdFormat);
-          if (externalId !== null) disabled.add(externalId);
-        }
-      }
+    const applyDisabled = async () => {
+      if (!disabledIds) return;
+      const disabled = await disabledIds;
       for (const user of users) user.disabled = disabled.has(user.externalId);
-    }
+    };
 
-    if (!groupSettings) return { users, groups: [], warnings: warnings.done() };
+    if (!groupSettings) {
+      await applyDisabled();
+      return { users, groups: [], warnings: warnings.done() };
+    }
 
     // Groups. Every user is read by now, so member DNs naming users and memberUid values resolve as
     // each page arrives; only member DNs naming no user wait (as nested groups) for all the groups.
@@ -188,12 +268,17 @@ export async function readSnapshot({
     let groupByDn: Map<string, string> | undefined = new Map<string, string>();
     const ranged: { pending: PendingGroup; entry: Entry }[] = [];
     const dnAttributes = groupSettings.memberAttributes.filter((a) => a !== 'memberUid');
-    const readsMemberUid = groupSettings.memberAttributes.includes('memberUid');
     const groupTarget = `groups under "${groupSettings.baseDn}"`;
 
     const resolveMemberDns = (pending: PendingGroup, values: string[]) => {
       for (const value of values) {
-        const dn = normalizeDn!(stripOptionalUid(value));
+        const written = stripOptionalUid(value);
+        const exact = userByDn!.get(written) ?? userByWrittenDn!.get(written);
+        if (exact !== undefined) {
+          pending.userIds.add(exact);
+          continue;
+        }
+        const dn = normalizeDn!(written);
         const user = dn === null ? undefined : userByDn!.get(dn);
         if (user !== undefined) pending.userIds.add(user);
         else pending.unresolved.push([value, dn]);
@@ -201,7 +286,7 @@ export async function readSnapshot({
     };
     const resolveMemberUids = (pending: PendingGroup) => {
       for (const uid of pending.memberUids) {
-        const user = userByUid!.get(uid.trim().toLowerCase());
+        const user = userOfUid(uid);
         if (user !== undefined) pending.userIds.add(user);
         else pending.unresolvedUids.push(uid); // warned about at the end, in the order of the groups
       }
@@ -240,7 +325,9 @@ export async function readSnapshot({
       onProgress?.({ ...progress });
     }
 
-    // Range retrieval after the paged search, so no request interleaves with its cookie.
+    // Range retrieval after the paged searches (the disabled users' too), so no request interleaves
+    // with their cookies.
+    if (ranged.length > 0) await disabledIds;
     for (const { pending, entry } of ranged) {
       for (const attribute of dnAttributes) {
         const all = await readAllRanges({
@@ -267,7 +354,9 @@ export async function readSnapshot({
     // The users' maps and the cache of normal forms are done with: let them go before the last pass.
     normalizeDn = undefined;
     userByDn = undefined;
+    userByWrittenDn = undefined;
     userByUid = undefined;
+    uidValues = uidOwners = undefined;
 
     // Nested groups: member DNs that named no user name a group read, or nothing (a warning).
     const groups: DirectoryGroup[] = [];
@@ -285,8 +374,11 @@ export async function readSnapshot({
     }
     pendingGroups.length = 0;
     groupByDn = undefined;
+    await applyDisabled();
     return { users, groups, warnings: warnings.done() };
   } finally {
     signal?.removeEventListener('abort', abort);
+    // A read that failed leaves the side connection's search running: end it.
+    if (side) await closeQuietly(side);
   }
 }

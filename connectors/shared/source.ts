@@ -11,10 +11,23 @@ export function createLdaptsSource(settings: ConnectionSettings, dialect: Dialec
     async read(options = {}) {
       const client = await openBoundClient(settings);
       open.add(client);
+      const sides: Client[] = [];
       try {
-        return await readSnapshot({ client, settings, dialect, options });
+        return await readSnapshot({
+          client,
+          settings,
+          dialect,
+          options,
+          openClient: async () => {
+            const side = await openBoundClient(settings);
+            open.add(side);
+            sides.push(side);
+            return side;
+          },
+        });
       } finally {
         open.delete(client);
+        for (const side of sides) open.delete(side);
         await closeQuietly(client);
       }
     },

@@ -77,31 +77,55 @@ export function planChanges(current: DirectoryState, snapshot: DirectorySnapshot
 
   // Every external id read counts as present, even one whose entry has a problem: a problem is never
   // a reason to remove somebody.
-  const present = new Set(snapshot.users.map((u) => u.externalId));
-  const externalIdCount = countBy(snapshot.users.map((u) => u.externalId));
-  const emailCount = countBy(snapshot.users.flatMap((u) => (normalize(u.email) ? [normalize(u.email)!] : [])));
+  // One pass over the users: each external id read, with the index of its user (-1 when several
+  // users have it), and how often each normalised email is read.
+  const users = snapshot.users;
+  const userIndex = new Map<string, number>();
+  const emails = new Array<string | null>(users.length);
+  const emailCount = new Map<string, number>();
+  for (let i = 0; i < users.length; i++) {
+    const u = users[i]!;
+    userIndex.set(u.externalId, userIndex.has(u.externalId) ? -1 : i);
+    const email = normalize(u.email);
+    emails[i] = email;
+    if (email) emailCount.set(email, (emailCount.get(email) ?? 0) + 1);
+  }
 
   const byExternalId = new Map<string, DirectoryMemberState>();
-  const byEmail = new Map<string, DirectoryMemberState>();
-  for (const m of current.members) {
-    if (m.externalId !== null) byExternalId.set(m.externalId, m);
-    byEmail.set(m.email.toLowerCase(), m);
-  }
+  for (const m of current.members) if (m.externalId !== null) byExternalId.set(m.externalId, m);
+  // Members by address, built on first use: a run where every user matches by external id and
+  // keeps its address never needs it.
+  let byEmailMap: Map<string, DirectoryMemberState> | undefined;
+  const byEmail = {
+    get(email: string): DirectoryMemberState | undefined {
+      if (!byEmailMap) {
+        byEmailMap = new Map();
+        for (const m of current.members) byEmailMap.set(m.email.toLowerCase(), m);
+      }
+      return byEmailMap.get(email);
+    },
+  };
 
   const memberChanges: PlannedChange[] = [];
   const invites: Extract<PlannedChange, { kind: 'invite' }>[] = [];
-  /** Who will hold each external id once the plan is applied (for group members); owners excluded. */
-  const holderOf = new Map<string, string | 'invitee'>();
-  /** External ids members get by being linked in this plan, by member id. */
-  const linkedExternalId = new Map<string, string>();
-  const removedMembers = new Set<string>();
+  /** Whether each user's external id will be held once the plan is applied (by a member or an invitee); owners excluded. */
+  const held = new Uint8Array(users.length);
+  const isHeld = (externalId: string): boolean => {
+    const i = userIndex.get(externalId);
+    return i !== undefined && i >= 0 && held[i] === 1;
+  };
+  /** The external id each member will hold once the plan is applied, by member id (owners and members removed never). */
+  const heldExternalId = new Map<string, string>();
+  /** Members this plan removes, with their status (a removal frees a seat unless already revoked). */
+  const removedMembers = new Map<string, DirectoryMemberState['status']>();
 
-  for (const user of snapshot.users) {
-    if ((externalIdCount.get(user.externalId) ?? 0) > 1) {
+  for (let i = 0; i < users.length; i++) {
+    const user = users[i]!;
+    if (userIndex.get(user.externalId) === -1) {
       report(user, 'duplicateExternalId', `Several directory entries have the external id ${user.externalId}; none is applied`);
       continue;
     }
-    const email = normalize(user.email);
+    const email = emails[i]!;
     const state: EmailState = !email
       ? 'missing'
       : !isMailableAddress(email)
@@ -122,7 +146,7 @@ export function planChanges(current: DirectoryState, snapshot: DirectorySnapshot
         // A disabled user who is not a member yet has nothing to lose: not invited.
         if (!user.disabled) {
           invites.push({ kind: 'invite', externalId: user.externalId, email: email!, name: user.name });
-          holderOf.set(user.externalId, 'invitee');
+          held[i] = 1;
         }
         continue;
       }
@@ -154,7 +178,7 @@ export function planChanges(current: DirectoryState, snapshot: DirectorySnapshot
     }
     if (disabledAction === 'remove') {
       memberChanges.push({ kind: 'remove', memberId: member.id, externalId: user.externalId, email: member.email, reason: 'disabled' });
-      removedMembers.add(member.id);
+      removedMembers.set(member.id, member.status);
       continue;
     }
     if (link) {
@@ -165,7 +189,6 @@ export function planChanges(current: DirectoryState, snapshot: DirectorySnapshot
         email: member.email,
         ...(newName !== undefined ? { name: newName } : {}),
       });
-      linkedExternalId.set(member.id, user.externalId);
     } else if (newEmail !== undefined || newName !== undefined) {
       const holder = newEmail !== undefined ? byEmail.get(newEmail) : undefined;
       if (holder && holder.id !== member.id) {
@@ -188,12 +211,13 @@ export function planChanges(current: DirectoryState, snapshot: DirectorySnapshot
     if (disabledAction === 'restore') {
       memberChanges.push({ kind: 'restore', memberId: member.id, externalId: user.externalId, email: member.email });
     }
-    holderOf.set(user.externalId, member.id);
+    held[i] = 1;
+    heldExternalId.set(member.id, user.externalId);
   }
 
   // Members whose external id the directory no longer has.
   const known = current.members.filter((m) => m.externalId !== null);
-  const missing = known.filter((m) => !present.has(m.externalId!));
+  const missing = known.filter((m) => !userIndex.has(m.externalId!));
   if (options.removeMissing) {
     for (const m of missing) {
       if (m.role === 'owner') {
@@ -206,7 +230,7 @@ export function planChanges(current: DirectoryState, snapshot: DirectorySnapshot
         continue;
       }
       memberChanges.push({ kind: 'remove', memberId: m.id, externalId: m.externalId!, email: m.email, reason: 'missing' });
-      removedMembers.add(m.id);
+      removedMembers.set(m.id, m.status);
     }
   }
 
@@ -225,11 +249,10 @@ export function planChanges(current: DirectoryState, snapshot: DirectorySnapshot
   if (guard) removedMembers.clear();
 
   // Seats: freed by removals and revocations, taken by restores and invitations, in that order.
-  const byId = new Map(current.members.map((m) => [m.id, m]));
   let free = current.seats - current.seatsUsed;
   for (const c of kept) {
     if (c.kind === 'revoke') free += 1;
-    if (c.kind === 'remove' && byId.get(c.memberId)!.status !== 'revoked') free += 1;
+    if (c.kind === 'remove' && removedMembers.get(c.memberId) !== 'revoked') free += 1;
   }
   kept = kept.filter((c) => {
     if (c.kind !== 'restore') return true;
@@ -240,15 +263,21 @@ export function planChanges(current: DirectoryState, snapshot: DirectorySnapshot
   const invited = invites.filter((c) => {
     if (free > 0) return (free -= 1), true;
     problems.push({ externalId: c.externalId, email: c.email, code: 'seatShortage', message: `No free seat to invite ${c.email}` });
-    holderOf.delete(c.externalId);
+    held[userIndex.get(c.externalId)!] = 0;
     return false;
   });
 
+  // Members that will hold no external id group members can name (no external id, or one no user
+  // read keeps) are taken out of every directory group; owners and members removed are left alone.
+  const unheld = new Set<string>();
+  for (const m of current.members) {
+    if (m.role !== 'owner' && !removedMembers.has(m.id) && !heldExternalId.has(m.id)) unheld.add(m.id);
+  }
+
   const groupChanges = planGroups(current, snapshot, {
-    holderOf,
-    linkedExternalId,
-    removedMembers,
-    members: byId,
+    isHeld,
+    heldExternalId,
+    unheld,
     keepExtraMembers: guard !== undefined,
     problems,
   });
@@ -271,16 +300,17 @@ function planGroups(
   current: DirectoryState,
   snapshot: DirectorySnapshot,
   context: {
-    holderOf: Map<string, string | 'invitee'>;
-    linkedExternalId: Map<string, string>;
-    removedMembers: Set<string>;
-    members: Map<string, DirectoryMemberState>;
+    isHeld: (externalId: string) => boolean;
+    /** The external id a member will hold, by member id; absent for owners and members removed. */
+    heldExternalId: Map<string, string>;
+    /** Members that will hold no external id group members can name (taken out of directory groups). */
+    unheld: Set<string>;
     /** Guarded: group members are only added, never taken out. */
     keepExtraMembers: boolean;
     problems: SyncProblem[];
   },
 ): PlannedChange[] {
-  const { holderOf, linkedExternalId, removedMembers, members, problems } = context;
+  const { isHeld, heldExternalId, unheld, problems } = context;
   const externalIdCount = countBy(snapshot.groups.map((g) => g.externalId));
   const nameCount = countBy(snapshot.groups.map((g) => g.name.toLowerCase()));
   const flattened = flattenGroups(snapshot.groups);
@@ -296,7 +326,12 @@ function planGroups(
       continue;
     }
     // Members that will exist after this plan; owners are never added to or taken out of groups.
-    const wanted = [...(flattened.get(group.externalId) ?? [])].filter((e) => holderOf.has(e)).sort();
+    const reachable = flattened.get(group.externalId);
+    const wantedOf = (skip?: Set<string>) => {
+      const out: string[] = [];
+      if (reachable) for (const e of reachable) if (isHeld(e) && !skip?.has(e)) out.push(e);
+      return out.sort();
+    };
     const existing = byExternalId.get(group.externalId);
     const nameClash = (nameCount.get(group.name.toLowerCase()) ?? 0) > 1;
     const holder = byName.get(group.name.toLowerCase());
@@ -306,7 +341,7 @@ function planGroups(
       reportGroup(group, 'groupNameTaken', `Another group of the organization is named ${group.name}`);
     }
     if (!existing) {
-      if (!nameClash && !nameTaken) changes.push({ kind: 'createGroup', externalId: group.externalId, name: group.name, members: wanted });
+      if (!nameClash && !nameTaken) changes.push({ kind: 'createGroup', externalId: group.externalId, name: group.name, members: wantedOf() });
       continue;
     }
     if (existing.name !== group.name && !nameClash && !nameTaken) {
@@ -314,14 +349,17 @@ function planGroups(
     }
     const has = new Set<string>();
     const remove: string[] = [];
-    for (const memberId of current.groupMembers.get(existing.id) ?? []) {
-      const member = members.get(memberId);
-      if (!member || member.role === 'owner' || removedMembers.has(memberId)) continue;
-      const externalId = member.externalId ?? linkedExternalId.get(memberId);
-      if (externalId !== undefined && flattened.get(group.externalId)?.has(externalId) && holderOf.has(externalId)) has.add(externalId);
-      else remove.push(memberId);
+    const members = current.groupMembers.get(existing.id) ?? [];
+    for (const memberId of members) {
+      const externalId = heldExternalId.get(memberId);
+      if (externalId !== undefined) {
+        if (reachable?.has(externalId)) has.add(externalId);
+        else remove.push(memberId);
+      } else if (unheld.has(memberId)) remove.push(memberId);
     }
-    const add = wanted.filter((e) => !has.has(e));
+    // The wanted members not in the group yet, sorted (as the sorted wanted list filtered). When
+    // the group already has every member reachable from it, none is missing.
+    const add = has.size === (reachable?.size ?? 0) ? [] : wantedOf(has);
     const removals = context.keepExtraMembers ? [] : remove.sort();
     if (add.length > 0 || removals.length > 0) {
       changes.push({ kind: 'groupMembers', groupId: existing.id, externalId: group.externalId, add, remove: removals });

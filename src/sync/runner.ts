@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import type { DirectoryConnection, DirectoryRunCounts, DirectoryRunResult, DirectoryWorker, Engine } from '../membership/index.js';
 import { DirectoryNotConfigured } from '../membership/index.js';
-import { reconcile } from './reconcile.js';
+import { reconcile, type ReconcileTarget } from './reconcile.js';
 import { DEFAULT_SHRINK_GUARD_PERCENT, type ConnectionSettings, type DirectoryConfigInput } from './settings.js';
 import { DirectoryReadError, type DirectorySnapshot, type SourceFactory } from './source.js';
 
@@ -43,36 +43,64 @@ export interface ReconcileResult {
 /**
  * The seam to the reconcile engine: main.ts connects it as
  * `({organizationId, snapshot, options, hooks}) => reconcile(engine.directorySync(organizationId), snapshot, options, hooks)`.
+ * `prepare`, when present, is called before the directory is read and starts loading what the
+ * reconcile needs from the database (the organization's current state), so that load runs beside
+ * the read instead of after it; its promise comes back as `prepared`.
  */
-export type ReconcileDirectory = (input: {
+export type ReconcileDirectory = ((input: {
   organizationId: string;
   snapshot: DirectorySnapshot;
   options: ReconcileOptions;
   hooks: ReconcileHooks;
-}) => Promise<ReconcileResult>;
+  prepared?: Promise<ReconcileTarget> | undefined;
+}) => Promise<ReconcileResult>) & {
+  prepare?: (organizationId: string) => Promise<ReconcileTarget>;
+};
+
+/**
+ * The organization's directory sync handle with its current state already loading. The state is
+ * read once, before the directory read ends; every batch still checks each change against the rows
+ * as they are then (under the organization lock), so a change made meanwhile is refused as stale or
+ * planned again by the next run, as with a state read after the directory.
+ */
+export async function prepareReconcile(engine: Pick<Engine, 'directorySync'>, organizationId: string): Promise<ReconcileTarget> {
+  const handle = await engine.directorySync(organizationId);
+  let state: ReturnType<ReconcileTarget['currentState']> | undefined = handle.currentState();
+  state.catch(() => undefined); // handed to (and thrown by) the reconcile that asks for it
+  return {
+    currentState: () => {
+      const loaded = state ?? handle.currentState();
+      state = undefined;
+      return loaded;
+    },
+    applyBatch: (batch) => handle.applyBatch(batch),
+  };
+}
 
 /**
  * The reconcile engine through the organization's directory sync handle (`engine.directorySync`),
  * with the configuration's options defaulted: revoke disabled users, remove nobody missing unless
  * asked ("overwrite existing"), a 10% shrink guard, no large import.
  */
-export const reconcileThrough =
-  (engine: Pick<Engine, 'directorySync'>): ReconcileDirectory =>
-  async ({ organizationId, snapshot, options, hooks }) => {
-    hooks.signal?.throwIfAborted();
-    return reconcile(
-      await engine.directorySync(organizationId),
-      snapshot,
-      {
-        dryRun: options.dryRun,
-        disabledUsers: options.disabledUsers ?? 'revoke',
-        removeMissing: options.removeMissing ?? false,
-        shrinkGuardPercent: options.shrinkGuardPercent ?? DEFAULT_SHRINK_GUARD_PERCENT,
-        largeImport: options.largeImport ?? false,
-      },
-      { onProgress: (done, total) => hooks.onProgress?.({ done, total }) },
-    );
-  };
+export const reconcileThrough = (engine: Pick<Engine, 'directorySync'>): ReconcileDirectory =>
+  Object.assign(
+    async ({ organizationId, snapshot, options, hooks, prepared }: Parameters<ReconcileDirectory>[0]) => {
+      hooks.signal?.throwIfAborted();
+      return reconcile(
+        prepared ? await prepared : await engine.directorySync(organizationId),
+        snapshot,
+        {
+          dryRun: options.dryRun,
+          disabledUsers: options.disabledUsers ?? 'revoke',
+          removeMissing: options.removeMissing ?? false,
+          shrinkGuardPercent: options.shrinkGuardPercent ?? DEFAULT_SHRINK_GUARD_PERCENT,
+          largeImport: options.largeImport ?? false,
+        },
+        { onProgress: (done, total) => hooks.onProgress?.({ done, total }) },
+      );
+    },
+    { prepare: (organizationId: string) => prepareReconcile(engine, organizationId) },
+  );
 
 /** The seam to the presets: `resolveConnectionSettings(config, bindPassword)` of src/sync/presets.ts. */
 export type ResolveSettings = (config: DirectoryConfigInput, bindPassword: string) => ConnectionSettings;
@@ -211,6 +239,9 @@ async function execute(
   const connection = await input.worker.loadConnection(input.organizationId);
   if (!connection) return { status: 'failed', message: 'The organization has no directory configuration' };
   const config = connection.config as DirectoryConfigInput;
+  // The organization's state loads while the directory is read; a failed read discards it.
+  const prepared = input.reconcile.prepare?.(input.organizationId);
+  prepared?.catch(() => undefined); // thrown by the reconcile that awaits it
   let snapshot: DirectorySnapshot;
   try {
     snapshot = await readDirectory(input, connection, {
@@ -237,6 +268,7 @@ async function execute(
     snapshot,
     options,
     hooks: { signal: input.signal, onProgress: (p) => input.onProgress({ phase: 'write', ...p }) },
+    prepared,
   });
   return {
     status: outcome.status,
