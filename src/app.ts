@@ -14,10 +14,13 @@ import { createMetrics, type Metrics } from './http/metrics.js';
 import { buildOpenApi } from './http/openapi.js';
 import { problemFromDomainError, sendProblem, serviceUnavailable } from './http/problem.js';
 import { createAuthThrottle, type AuthLimits, type AuthThrottle } from './http/rate-limit.js';
-import type { Route } from './http/route.js';
+import type { Route, SsoAdmin } from './http/route.js';
 import { httpSerializers } from './logging.js';
 import { DomainError, isDatabaseUnavailable, Unauthenticated, type Engine, type Principal } from './membership/index.js';
 import { createScimRouter, scimErrorHandler } from './scim/router.js';
+import { createOidcClients } from './sso/oidc.js';
+import { createSsoRouter } from './sso/router.js';
+import { resolveSsoConfig } from './sso/settings.js';
 import type { DirectorySync } from './sync/runner.js';
 
 export interface AppDeps {
@@ -36,6 +39,8 @@ export interface AppDeps {
    * Absent (benches, tests of other adapters): runs stay queued for a scheduler, and test fails.
    */
   directory?: Pick<DirectorySync, 'kick' | 'test'> | undefined;
+  /** SSO_ALLOW_HTTP: IdP URLs may be plain http (local tests only). */
+  ssoAllowHttp?: boolean | undefined;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -100,11 +105,17 @@ export function createApp(deps: AppDeps) {
     res.json(openApi);
   });
   const throttle = createAuthThrottle(deps.engine, deps.rateLimits);
-  for (const r of apiRoutes) api[r.method](r.path, handler(deps, r, throttle));
+  const oidc = createOidcClients({ allowHttp: deps.ssoAllowHttp ?? false });
+  const sso: SsoAdmin = {
+    resolveConfig: (body) => resolveSsoConfig(body, { allowHttp: deps.ssoAllowHttp ?? false }),
+    evict: (organizationId) => oidc.evict(organizationId),
+  };
+  for (const r of apiRoutes) api[r.method](r.path, handler({ ...deps, sso }, r, throttle));
   api.use((req, res) => {
     sendProblem(res, { status: 404, code: 'route.not_found', detail: `No route ${req.method} ${req.baseUrl}${req.path}` });
   });
   app.use('/api/v1', api);
+  app.use('/sso', createSsoRouter({ engine: deps.engine, publicUrl: deps.publicUrl, oidc, throttle: throttle.sso() }));
   app.use('/scim/v2/:organizationId', throttle.scim(), createScimRouter({ engine: deps.engine, publicUrl: deps.publicUrl, bodyLimit: deps.bodyLimit }));
 
   app.use((req, res) => {
@@ -119,8 +130,8 @@ const NO_DIRECTORY_SYNC: Pick<DirectorySync, 'kick' | 'test'> = {
   test: () => Promise.reject(new Error('directory sync is not wired into this app')),
 };
 
-function handler(deps: Pick<AppDeps, 'engine' | 'directory'>, r: Route, throttle: AuthThrottle) {
-  const engine = deps.engine;
+function handler(deps: Pick<AppDeps, 'engine' | 'directory'> & { sso: SsoAdmin }, r: Route, throttle: AuthThrottle) {
+  const { engine, sso } = deps;
   const directory = deps.directory ?? NO_DIRECTORY_SYNC;
   return async (req: Request, res: Response, next: NextFunction) => {
     try {
@@ -133,7 +144,7 @@ function handler(deps: Pick<AppDeps, 'engine' | 'directory'>, r: Route, throttle
       if (!r.query && Object.keys(req.query).length > 0) {
         throw new BadRequest('This route takes no query parameters', Object.keys(req.query).map((k) => ({ path: `query.${k}`, message: 'Unrecognized parameter' })));
       }
-      const result = await throttle.redeem(req, r, () => r.handle({ engine, directory, principal, params: req.params, body, query, req }));
+      const result = await throttle.redeem(req, r, () => r.handle({ engine, directory, sso, principal, params: req.params, body, query, req }));
       if (result === undefined || r.status === 204) return void res.status(204).end();
       res.status(r.status ?? 200).json(result);
     } catch (error) {

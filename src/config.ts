@@ -37,6 +37,9 @@ export const configSchema = z.object({
     .optional()
     .describe('Key for secrets that must be read back (unsent mail included); required with DATABASE_URL, generated into DATA_DIR with PGlite'),
   DNS_SERVERS: z.string().optional().describe('Resolvers for domain verification, e.g. 127.0.0.1:5353; default: system'),
+  SSO_ALLOW_HTTP: onOff
+    .default('off')
+    .describe('on lets OIDC/SAML IdP URLs use plain http: (local testing only; never in production)'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/).default('100kb').describe('Largest accepted request body'),
   RATE_LIMIT_AUTH_FAILURES: z.coerce
@@ -45,7 +48,7 @@ export const configSchema = z.object({
     .min(0)
     .default(10)
     .describe(
-      'Failed authentications one client IP may make per kind (API bearer token, SCIM key, invitation token, setup token) within RATE_LIMIT_AUTH_WINDOW; then every attempt answers 429 until the window passes; 0 turns it off',
+      'Failed authentications one client IP may make per kind (API bearer token, SCIM key, invitation token, setup token, failed SSO response) within RATE_LIMIT_AUTH_WINDOW; then every attempt answers 429 until the window passes; 0 turns it off',
     ),
   RATE_LIMIT_SCIM_FAILURES: z.coerce
     .number()
@@ -92,6 +95,7 @@ export interface Config {
   scheduler: boolean;
   encryptionKey: string | undefined;
   dnsServers: string[];
+  ssoAllowHttp: boolean;
   logLevel: RawConfig['LOG_LEVEL'];
   bodyLimit: string;
   rateLimits: {
@@ -129,6 +133,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     scheduler: raw.SCHEDULER === 'on',
     encryptionKey: raw.ENCRYPTION_KEY,
     dnsServers: raw.DNS_SERVERS ? raw.DNS_SERVERS.split(',').map((s) => s.trim()).filter(Boolean) : [],
+    ssoAllowHttp: raw.SSO_ALLOW_HTTP === 'on',
     logLevel: raw.LOG_LEVEL,
     bodyLimit: raw.BODY_LIMIT,
     rateLimits: {

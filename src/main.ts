@@ -14,6 +14,7 @@ import { openDatabase } from './db/index.js';
 import { createLogger } from './logging.js';
 import { createOutboxSender } from './mail/sender.js';
 import { createDirectoryWorker, createEngine, createMailQueue } from './membership/index.js';
+import { createTxtResolver } from './sso/dns.js';
 import { resolveConnectionSettings } from './sync/presets.js';
 import { createDirectorySync, reconcileThrough } from './sync/runner.js';
 import { createScheduler } from './sync/scheduler.js';
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
     publicUrl: config.publicUrl,
     encryptionKey,
     limits: { mailsPerRecipient: config.rateLimits.mailsPerRecipient },
+    resolveTxt: createTxtResolver(config.dnsServers),
   };
   const engine = createEngine(engineDeps, { systemToken: config.systemAdminToken });
   const generated = await engine.ensureSystemToken();
@@ -76,7 +78,12 @@ async function main(): Promise<void> {
   // delete of what has expired is idempotent).
   let pruning: Promise<unknown> = Promise.resolve();
   const pruneTimer = setInterval(() => {
-    pruning = engine.pruneRateLimits().catch((error: unknown) => logger.warn({ err: error }, 'pruning rate limits failed'));
+    pruning = Promise.all([
+      engine.pruneRateLimits().catch((error: unknown) => logger.warn({ err: error }, 'pruning rate limits failed')),
+      engine.signIn.prune().catch((error: unknown) => logger.warn({ err: error }, 'pruning expired sign-ins failed')),
+      // Verified domains are looked up again daily; one whose record is gone stops routing sign-ins.
+      engine.recheckDomains(24 * 3_600_000).catch((error: unknown) => logger.warn({ err: error }, 're-checking domains failed')),
+    ]);
   }, 10 * 60_000);
   pruneTimer.unref();
 
@@ -104,6 +111,7 @@ async function main(): Promise<void> {
     bodyLimit: config.bodyLimit,
     rateLimits: config.rateLimits,
     directory,
+    ssoAllowHttp: config.ssoAllowHttp,
   });
   const server = app.listen(config.port, () => {
     logger.info({ port: config.port, publicUrl: config.publicUrl }, `Portico listening on ${config.publicUrl}`);

@@ -448,3 +448,141 @@ export const directoryRuns = pgTable(
     index('directory_runs_active_idx').on(t.status).where(sql`status in ('queued', 'running')`),
   ],
 );
+
+/**
+ * An organization's single sign-on (design.md, "SSO"). `config` is the PUT body as resolved by the
+ * adapter (for SAML the IdP's entity id, SSO URL and certificates, read from its metadata when one
+ * was given) without the OIDC client secret, which is sealed with ENCRYPTION_KEY (context
+ * `sso:<org id>`) in its own column. `revision` grows on every change, so caches of protocol
+ * objects keyed by it never serve a replaced configuration.
+ */
+export const ssoConfigs = pgTable('sso_configs', {
+  organizationId: uuid('organization_id')
+    .primaryKey()
+    .references(() => organizations.id, { onDelete: 'cascade' }),
+  enabled: boolean('enabled').notNull(),
+  /** oidc | saml */
+  kind: text('kind').notNull(),
+  config: jsonb('config').$type<Record<string, unknown>>().notNull(),
+  clientSecretSealed: text('client_secret_sealed'),
+  revision: integer('revision').notNull().default(1),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+/**
+ * A sign-in in flight: server-side, single use, short-lived. It is found by the SHA-256 of its
+ * opaque key (the OIDC `state`, the SAML RelayState); an OIDC one is also bound to the browser
+ * that started it (the hash of a cookie). Protocol secrets (nonce, PKCE verifier) are sealed.
+ */
+export const ssoTransactions = pgTable(
+  'sso_transactions',
+  {
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: uuid('id').primaryKey(),
+    keyHash: text('key_hash').notNull(),
+    kind: text('kind').notNull(),
+    revision: integer('revision').notNull(),
+    browserHash: text('browser_hash'),
+    secretsSealed: text('secrets_sealed'),
+    /** The SAML AuthnRequest ID a response must answer (InResponseTo). */
+    requestId: text('request_id'),
+    returnTo: text('return_to'),
+    createdAt: createdAt(),
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+    usedAt: timestamp('used_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [uniqueIndex('sso_transactions_key_hash_key').on(t.keyHash), index('sso_transactions_expires_idx').on(t.expiresAt)],
+);
+
+/** A member's identity at the organization's IdP: (issuer, subject) names one member, for good. */
+export const ssoIdentities = pgTable(
+  'sso_identities',
+  {
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: uuid('id').primaryKey(),
+    issuer: text('issuer').notNull(),
+    subject: text('subject').notNull(),
+    memberId: uuid('member_id')
+      .notNull()
+      .references(() => members.id, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+    lastSignInAt: timestamp('last_sign_in_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [
+    uniqueIndex('sso_identities_subject_key').on(t.organizationId, t.issuer, t.subject),
+    uniqueIndex('sso_identities_member_key').on(t.memberId),
+  ],
+);
+
+/** SAML assertion IDs seen, until the assertion expires: a replay is refused on every instance. */
+export const ssoReplays = pgTable(
+  'sso_replays',
+  {
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    assertionId: text('assertion_id').notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.organizationId, t.assertionId] }), index('sso_replays_expires_idx').on(t.expiresAt)],
+);
+
+/**
+ * Session bearers issued by sign-in (SSO), scoped to the organization signed in to. The one-time
+ * `code` a return URL carries is a session not yet handed out: it is exchanged once, within a
+ * minute, for the session token. Only hashes are stored.
+ */
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: uuid('id').primaryKey(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    organizationId: uuid('organization_id').references(() => organizations.id, { onDelete: 'cascade' }),
+    /** sso */
+    kind: text('kind').notNull(),
+    tokenHash: text('token_hash'),
+    codeHash: text('code_hash'),
+    codeExpiresAt: timestamp('code_expires_at', { withTimezone: true, mode: 'date' }),
+    createdAt: createdAt(),
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [
+    uniqueIndex('sessions_token_hash_key').on(t.tokenHash),
+    uniqueIndex('sessions_code_hash_key').on(t.codeHash),
+    index('sessions_user_idx').on(t.userId),
+    index('sessions_expires_idx').on(t.expiresAt),
+  ],
+);
+
+/**
+ * Domains an organization claims. A domain is verified by one organization at most (a partial
+ * unique index), and claimed at most once by each.
+ */
+export const claimedDomains = pgTable(
+  'claimed_domains',
+  {
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    id: uuid('id').primaryKey(),
+    /** Lower-case, without a trailing dot. */
+    domain: text('domain').notNull(),
+    txtValue: text('txt_value').notNull(),
+    verifiedAt: timestamp('verified_at', { withTimezone: true, mode: 'date' }),
+    lastCheckedAt: timestamp('last_checked_at', { withTimezone: true, mode: 'date' }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('claimed_domains_org_domain_key').on(t.organizationId, t.domain),
+    uniqueIndex('claimed_domains_verified_key').on(t.domain).where(sql`verified_at is not null`),
+    index('claimed_domains_domain_idx').on(t.domain),
+  ],
+);

@@ -5,6 +5,7 @@
 import type { z } from 'zod';
 import type { Engine, Principal } from '../membership/index.js';
 import { principalOf, route, type HandlerContext, type Route } from './route.js';
+import { ssoConfigBody } from '../sso/settings.js';
 import * as s from './schemas.js';
 
 type Ctx<B = undefined, Q = undefined> = HandlerContext<B, Q>;
@@ -62,6 +63,15 @@ const accountRoutes: Route[] = [
     auth: 'optional',
     body: s.acceptInvitation,
     handle: (ctx) => ctx.engine.acceptInvitation(ctx.body, ctx.principal),
+  }),
+  route<z.infer<typeof s.exchangeSsoCode>>({
+    method: 'post',
+    path: '/sso/token',
+    tag: 'sso',
+    summary: 'Exchange the one-time code an SSO sign-in returned with for a session token (once, within a minute)',
+    auth: 'none',
+    body: s.exchangeSsoCode,
+    handle: (ctx) => ctx.engine.signIn.exchangeCode(ctx.body.code).then(({ kind: _kind, ...session }) => session),
   }),
   route<undefined, z.infer<typeof s.outboxQuery>>({
     method: 'get',
@@ -501,6 +511,80 @@ const organizationRoutes: Route[] = [
     summary: 'One sync run: status, times, counts, problems, progress while running, changes of a dry run',
     auth: 'bearer',
     handle: async (ctx) => (await organization(ctx)).directory.getRun(ctx.params.rid!),
+  }),
+  route<z.infer<typeof ssoConfigBody>>({
+    method: 'put',
+    path: '/organizations/:oid/sso',
+    tag: 'sso',
+    summary:
+      'Create or replace the SSO configuration (OIDC or SAML; the client secret is write-only, omit it to keep the stored one). ' +
+      'Turning SSO on or off is an event',
+    auth: 'bearer',
+    body: ssoConfigBody,
+    handle: async (ctx) => {
+      const org = await organization(ctx);
+      await org.sso.authorize();
+      const config = await org.sso.putConfig(await ctx.sso.resolveConfig(ctx.body));
+      ctx.sso.evict(org.id);
+      return config;
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/organizations/:oid/sso',
+    tag: 'sso',
+    summary: 'The SSO configuration, never the client secret (clientSecretSet), with the SP values to give the IdP',
+    auth: 'bearer',
+    handle: async (ctx) => (await organization(ctx)).sso.getConfig(),
+  }),
+  route({
+    method: 'delete',
+    path: '/organizations/:oid/sso',
+    tag: 'sso',
+    summary: 'Delete the SSO configuration; sign-in through SSO stops at once',
+    auth: 'bearer',
+    status: 204,
+    handle: async (ctx) => {
+      const org = await organization(ctx);
+      await org.sso.deleteConfig();
+      ctx.sso.evict(org.id);
+      return undefined;
+    },
+  }),
+  route<z.infer<typeof s.addDomain>>({
+    method: 'post',
+    path: '/organizations/:oid/domains',
+    tag: 'sso',
+    summary: 'Claim a domain; publish the returned TXT record, then verify',
+    auth: 'bearer',
+    body: s.addDomain,
+    status: 201,
+    handle: async (ctx) => (await organization(ctx)).domains.add(ctx.body.domain),
+  }),
+  route({
+    method: 'get',
+    path: '/organizations/:oid/domains',
+    tag: 'sso',
+    summary: 'The claimed domains and whether each is verified',
+    auth: 'bearer',
+    handle: async (ctx) => list((await organization(ctx)).domains.list()),
+  }),
+  route({
+    method: 'post',
+    path: '/organizations/:oid/domains/:did/verify',
+    tag: 'sso',
+    summary: 'Look the TXT record up in DNS now; a verified domain turns singleOrg on',
+    auth: 'bearer',
+    handle: async (ctx) => (await organization(ctx)).domains.verify(ctx.params.did!),
+  }),
+  route({
+    method: 'delete',
+    path: '/organizations/:oid/domains/:did',
+    tag: 'sso',
+    summary: 'Release a claimed domain',
+    auth: 'bearer',
+    status: 204,
+    handle: async (ctx) => noContent((await organization(ctx)).domains.remove(ctx.params.did!)),
   }),
   route<undefined, z.infer<typeof s.eventQuery>>({
     method: 'get',

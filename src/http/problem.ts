@@ -9,6 +9,10 @@ import { DATABASE_RETRY_AFTER_SECONDS, DomainError, RateLimited } from '../membe
 const STATUS_BY_CODE: Record<string, number> = {
   'auth.unauthenticated': 401,
   'auth.permission_denied': 403,
+  'auth.sso_required': 403,
+  'sso.refused': 403,
+  'sso.code_invalid': 400,
+  'sso.transaction_return_url': 400,
   'member.owner_required': 403,
   'member.self_action': 403,
   'organization.plan_feature': 403,

@@ -19,7 +19,7 @@ export interface AuthLimits {
   authWindowSeconds: number;
 }
 
-export type CredentialKind = 'bearer' | 'scimKey' | 'invitation' | 'setup';
+export type CredentialKind = 'bearer' | 'scimKey' | 'invitation' | 'setup' | 'sso';
 
 /** The /api/v1 routes that redeem a mailed token from the body, and the kind they count. */
 const TOKEN_ROUTES: Record<string, CredentialKind> = {
@@ -43,6 +43,8 @@ export interface AuthThrottle {
    * budget goes on as a `RateLimited` error, which the SCIM error handler answers.
    */
   scim(): RequestHandler;
+  /** Middleware in front of the SSO callback and ACS: a client's IdP answers that fail validation (400) are counted. */
+  sso(): RequestHandler;
 }
 
 export function createAuthThrottle(engine: Engine, limits: AuthLimits | undefined): AuthThrottle {
@@ -50,7 +52,13 @@ export function createAuthThrottle(engine: Engine, limits: AuthLimits | undefine
     limits && limits.authFailuresPerClient > 0
       ? engine.rateLimiter({ keyPrefix: `auth:${kind}`, points: limits.authFailuresPerClient, duration: limits.authWindowSeconds })
       : undefined;
-  const clients = { bearer: perClient('bearer'), scimKey: perClient('scimKey'), invitation: perClient('invitation'), setup: perClient('setup') };
+  const clients = {
+    bearer: perClient('bearer'),
+    scimKey: perClient('scimKey'),
+    invitation: perClient('invitation'),
+    setup: perClient('setup'),
+    sso: perClient('sso'),
+  };
   const perOrganization =
     limits && limits.scimFailuresPerOrganization > 0
       ? engine.rateLimiter({ keyPrefix: 'auth:scimOrganization', points: limits.scimFailuresPerOrganization, duration: limits.authWindowSeconds })
@@ -80,6 +88,36 @@ export function createAuthThrottle(engine: Engine, limits: AuthLimits | undefine
     await Promise.all(subjects.map((s) => s.limiter.penalty(s.key)));
   };
 
+  /**
+   * Middleware that checks the request's budgets, then counts the answer when `failed(status)`.
+   * A spent budget goes on as a `RateLimited` error, for the router's error handler to answer.
+   */
+  const countingFailures =
+    (subjectsFor: (req: Request) => Subject[], failed: (status: number) => boolean, what: string): RequestHandler =>
+    (req: Request, res: Response, next: NextFunction) => {
+      const subjects = subjectsFor(req);
+      if (subjects.length === 0) return next();
+      check(subjects).then(
+        () => {
+          // The failure is counted before the answer leaves: counted on 'finish', a client's next
+          // attempt could be checked before this one was recorded.
+          const end = res.end;
+          res.end = function (this: Response, ...args: unknown[]) {
+            res.end = end;
+            const finish = () => (end as (...a: unknown[]) => Response).apply(this, args);
+            if (!failed(res.statusCode)) return finish();
+            recordFailure(subjects).then(finish, (error: unknown) => {
+              req.log?.error({ err: error }, `recording ${what} failed`);
+              finish();
+            });
+            return this;
+          } as Response['end'];
+          next();
+        },
+        (error: unknown) => next(error),
+      );
+    };
+
   const guard = async <T>(subjects: Subject[], attempt: () => Promise<T>, failed: (error: unknown) => boolean): Promise<T> => {
     if (subjects.length === 0) return attempt();
     await check(subjects);
@@ -103,29 +141,15 @@ export function createAuthThrottle(engine: Engine, limits: AuthLimits | undefine
       return kind ? guard(subjectsOf(kind, req), attempt, hasCode('invitation.invalid')) : attempt();
     },
 
-    scim: () => (req: Request, res: Response, next: NextFunction) => {
-      const subjects = req.headers.authorization === undefined ? [] : subjectsOf('scimKey', req);
-      if (subjects.length === 0) return next();
-      check(subjects).then(
-        () => {
-          // The failure is counted before the 401 leaves: counted on 'finish', a client's next
-          // attempt could be checked before this one was recorded.
-          const end = res.end;
-          res.end = function (this: Response, ...args: unknown[]) {
-            res.end = end;
-            const finish = () => (end as (...a: unknown[]) => Response).apply(this, args);
-            if (res.statusCode !== 401) return finish();
-            recordFailure(subjects).then(finish, (error: unknown) => {
-              req.log?.error({ err: error }, 'recording a failed SCIM authentication failed');
-              finish();
-            });
-            return this;
-          } as Response['end'];
-          next();
-        },
-        (error: unknown) => next(error),
-      );
-    },
+    scim: () =>
+      countingFailures(
+        (req) => (req.headers.authorization === undefined ? [] : subjectsOf('scimKey', req)),
+        (status) => status === 401,
+        'a failed SCIM authentication',
+      ),
+    // An IdP answer that fails validation (400) is a guess at a forged or replayed one; a valid
+    // answer for someone refused (403) is not.
+    sso: () => countingFailures((req) => subjectsOf('sso', req), (status) => status === 400, 'a failed SSO response'),
   };
 }
 

@@ -4,8 +4,15 @@
  */
 import type { Request } from 'express';
 import type { z } from 'zod';
-import type { Engine, Principal } from '../membership/index.js';
+import type { Engine, Principal, SsoConfigInput } from '../membership/index.js';
+import type { SsoConfigBody } from '../sso/settings.js';
 import type { DirectorySync } from '../sync/runner.js';
+
+/** What the API needs of the SSO adapter: resolving a configuration body, and forgetting cached protocol objects. */
+export interface SsoAdmin {
+  resolveConfig(body: SsoConfigBody): Promise<SsoConfigInput>;
+  evict(organizationId: string): void;
+}
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -13,6 +20,7 @@ export interface HandlerContext<B, Q> {
   engine: Engine;
   /** Starts queued directory sync runs in-process and tests a configuration (it alone unseals the bind password). */
   directory: Pick<DirectorySync, 'kick' | 'test'>;
+  sso: SsoAdmin;
   /** Present on every route whose `auth` is not `none`; optional on `optional` routes. */
   principal: Principal | undefined;
   params: Record<string, string>;

@@ -158,3 +158,10 @@ export const putDirectoryConfig = z
 
 /** POST …/directory/sync; the body may be left out. */
 export const startDirectorySync = z.strictObject({ dryRun: z.boolean().optional() }).optional();
+
+/** POST …/domains */
+// 253 characters, and the trailing dot of a fully qualified name (the engine strips it).
+export const addDomain = z.strictObject({ domain: z.string().min(1).max(254) });
+
+/** POST /sso/token */
+export const exchangeSsoCode = z.strictObject({ code: z.string().min(1).max(128) });

@@ -1,11 +1,11 @@
 /**
  * People's accounts, their API tokens, the operator token, and accepting invitations.
  */
-import { and, desc, eq, inArray, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, sql, type SQL } from 'drizzle-orm';
 import { schema, type Db } from '../db/index.js';
 import type { Principal } from './actor.js';
 import { newId, normalizeEmail, type EngineDeps, type Tx } from './context.js';
-import { InvalidStatus, InvitationEmailMismatch, InvitationInvalid, TokenNotFound, Unauthenticated } from './errors.js';
+import { InvalidStatus, InvitationEmailMismatch, InvitationInvalid, SsoRequired, TokenNotFound, Unauthenticated } from './errors.js';
 import { recordEvent } from './events.js';
 import { isId, type OrganizationId, type ProviderUserId, type UserId } from './ids.js';
 import { claimInvitation } from './invitations.js';
@@ -120,19 +120,57 @@ export async function authenticate(
       .where(eq(schema.systemSettings.key, SYSTEM_TOKEN_KEY));
     if (stored && secretMatches(token, stored.value)) return { kind: 'system' };
   }
+  const now = deps.clock();
+  if (token.startsWith(`${SESSION_PREFIX}_`)) {
+    const s = schema.sessions;
+    const [session] = await deps.db
+      .update(s)
+      .set({ lastUsedAt: now })
+      .where(and(eq(s.tokenHash, hashSecret(token)), gt(s.expiresAt, now)))
+      .returning({ userId: s.userId, organizationId: s.organizationId, ssoRequired: ssoRequiredOutside('"sessions"."user_id"', '"sessions"."organization_id"') });
+    if (!session) throw new Unauthenticated();
+    if (session.ssoRequired) throw new SsoRequired();
+    return { kind: 'user', userId: session.userId as UserId, organizationId: session.organizationId as OrganizationId };
+  }
   const t = schema.apiTokens;
   const [row] = await deps.db
     .update(t)
-    .set({ lastUsedAt: deps.clock() })
+    .set({ lastUsedAt: now })
     .where(eq(t.tokenHash, hashSecret(token)))
-    .returning({ userId: t.userId });
+    .returning({ userId: t.userId, ssoRequired: ssoRequiredOutside('"api_tokens"."user_id"', null) });
   if (!row) throw new Unauthenticated();
+  if (row.ssoRequired) throw new SsoRequired();
   return { kind: 'user', userId: row.userId as UserId };
+}
+
+/** The prefix of session tokens issued by sign-in (sso-signin.ts), told apart from personal tokens (`pt`). */
+export const SESSION_PREFIX = 'ps';
+
+/**
+ * Whether the person is an active member with the user or a custom role of an organization with
+ * the requireSso policy on, other than `signedInTo`: such a person gets a session from that
+ * organization's SSO only. Owners and admins are exempt, so a broken IdP never locks everyone out.
+ */
+function ssoRequiredOutside(userId: string, signedInTo: string | null): SQL<boolean> {
+  // Written out with aliases and qualified outer columns: drizzle renders RETURNING columns
+  // unqualified, which inside this subquery would name the members' own columns.
+  return sql<boolean>`exists (select 1 from members sso_m join policies sso_p on sso_p.organization_id = sso_m.organization_id
+    and sso_p.type = 'requireSso' and sso_p.enabled
+    where sso_m.user_id = ${sql.raw(userId)} and sso_m.status in ('accepted', 'confirmed') and sso_m.role in ('user', 'custom')
+    ${signedInTo ? sql`and sso_m.organization_id is distinct from ${sql.raw(signedInTo)}` : sql``})`;
+}
+
+/** Whether `userId` may hold a session that did not come from SSO (see ssoRequiredOutside). */
+export async function requireSsoAllowsTokens(db: Db, userId: string): Promise<void> {
+  const u = schema.users;
+  const [row] = await db.select({ required: ssoRequiredOutside('"users"."id"', null) }).from(u).where(eq(u.id, userId));
+  if (row?.required) throw new SsoRequired();
 }
 
 export interface AcceptedInvitation {
   user: User;
-  apiToken: string;
+  /** Null when a requireSso policy gives this person sessions through SSO only. */
+  apiToken: string | null;
   member?: Member;
   providerUserId?: string;
 }
@@ -193,6 +231,10 @@ export async function acceptInvitation(
     });
     result.providerUserId = providerUser.id;
   }
+  // Under requireSso the person's session comes from the organization's SSO, not from here.
+  const u = schema.users;
+  const [required] = await tx.db.select({ required: ssoRequiredOutside('"users"."id"', null) }).from(u).where(eq(u.id, user.id));
+  if (required?.required) return { ...result, user: renderUser(user), apiToken: null };
   const { token } = await issueApiToken(tx, user.id, 'invitation acceptance');
   return { ...result, user: renderUser(user), apiToken: token };
 }

@@ -1,6 +1,6 @@
-import type { ProviderUserId, UserId } from './ids.js';
+import type { OrganizationId, ProviderUserId, UserId } from './ids.js';
 
-export type SystemActorName = 'scim' | 'directorySync' | 'domainVerification' | 'api';
+export type SystemActorName = 'scim' | 'directorySync' | 'domainVerification' | 'api' | 'sso';
 
 /** Who did something, as the event log records it. */
 export type Actor =
@@ -8,6 +8,9 @@ export type Actor =
   | { providerUserId: ProviderUserId; userId: UserId }
   | { system: SystemActorName };
 
-/** Who a bearer token belongs to, before any tenant is resolved. */
-export type Principal = { kind: 'system' } | { kind: 'user'; userId: UserId };
+/**
+ * Who a bearer token belongs to, before any tenant is resolved. A session signed in through an
+ * organization's SSO carries that organization: it acts there, as the member, and nowhere else.
+ */
+export type Principal = { kind: 'system' } | { kind: 'user'; userId: UserId; organizationId?: OrganizationId };
 

@@ -15,6 +15,8 @@ export interface EngineDeps {
   publicUrl: string;
   /** ENCRYPTION_KEY: seals what must be read back (pending mail bodies) with `secret-box.ts`. */
   encryptionKey: string;
+  /** TXT lookups for domain verification (DNS_SERVERS); absent: every lookup fails. */
+  resolveTxt?: ((name: string) => Promise<string[][]>) | undefined;
   /** Throttles kept in the database (`rate-limits.ts`); absent or 0: unlimited. */
   limits?: { mailsPerRecipient: number } | undefined;
 }

@@ -15,7 +15,7 @@ import { requireFeature, requirePermission, type OrganizationCaller } from './me
 import { loadOrganization } from './organizations.js';
 import { lockOrganization } from './organization-state.js';
 import { openSecret, sealSecret } from './secret-box.js';
-import { isStorableText } from './storable.js';
+import { unstorablePaths } from './storable.js';
 
 export class DirectoryNotConfigured extends DomainError {
   static readonly code = 'directory.not_found';
@@ -145,17 +145,4 @@ async function loadConfigRow(db: Db, organizationId: string): Promise<ConfigRow 
 
 function renderConfig(row: ConfigRow): DirectoryConfig {
   return { ...row.config, bindPasswordSet: true, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
-}
-
-/** Paths of strings PostgreSQL cannot store in jsonb (NUL, unpaired surrogates); the adapter should have refused them. */
-function unstorablePaths(value: unknown, path: string): string[] {
-  if (typeof value === 'string') return isStorableText(value) ? [] : [path];
-  if (Array.isArray(value)) return value.flatMap((item, i) => unstorablePaths(item, `${path}.${i}`));
-  if (value && typeof value === 'object') {
-    return Object.entries(value).flatMap(([key, item]) => [
-      ...(isStorableText(key) ? [] : [path]),
-      ...unstorablePaths(item, `${path}.${key}`),
-    ]);
-  }
-  return [];
 }

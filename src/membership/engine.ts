@@ -10,6 +10,7 @@ import {
   ensureSystemToken,
   issueApiToken,
   listApiTokens,
+  requireSsoAllowsTokens,
   revokeApiToken,
 } from './accounts.js';
 import type { Principal } from './actor.js';
@@ -18,6 +19,7 @@ import { inTransaction, type EngineDeps, type Tx } from './context.js';
 import * as directoryConfig from './directory-config.js';
 import * as directorySync from './directory-sync.js';
 import * as directoryRuns from './directory-runs.js';
+import * as domains from './domains.js';
 import { PermissionDenied } from './errors.js';
 import { listEvents, type EventQuery } from './events.js';
 import { listOutbox } from './mail.js';
@@ -32,6 +34,8 @@ import * as providers from './providers.js';
 import { createRateLimiter, pruneRateLimits, type RateLimitOptions } from './rate-limits.js';
 import * as scimKeys from './scim-keys.js';
 import * as search from './search.js';
+import * as ssoConfig from './sso-config.js';
+import * as ssoSignIn from './sso-signin.js';
 
 export type Engine = ReturnType<typeof createEngine>;
 export type ProviderHandle = ReturnType<typeof providerHandle>;
@@ -64,6 +68,14 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
   const requireUser = (principal: Principal): UserId => {
     if (principal.kind !== 'user') throw new PermissionDenied('This needs a personal token');
     return principal.userId;
+  };
+  /** Personal tokens are the account's, beyond any organization: a session from SSO, scoped to one, does not manage them. */
+  const requirePersonal = (principal: Principal): UserId => {
+    const userId = requireUser(principal);
+    if (principal.kind === 'user' && principal.organizationId) {
+      throw new PermissionDenied('A session from SSO cannot manage personal tokens');
+    }
+    return userId;
   };
   return {
     /** The public base URL, for links an adapter renders (e.g. the SCIM base URL). */
@@ -106,12 +118,13 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
 
     /** The signed-in person, with the providers and organizations it belongs to. */
     me: async (principal: Principal) => describeUser(deps.db, requireUser(principal)),
-    listTokens: async (principal: Principal) => listApiTokens(deps.db, requireUser(principal)),
+    listTokens: async (principal: Principal) => listApiTokens(deps.db, requirePersonal(principal)),
     createToken: async (principal: Principal, name: string) => {
-      const userId = requireUser(principal);
+      const userId = requirePersonal(principal);
+      await requireSsoAllowsTokens(deps.db, userId);
       return inTransaction(deps, (tx) => issueApiToken(tx, userId, name));
     },
-    revokeToken: async (principal: Principal, tokenId: string) => revokeApiToken(deps.db, requireUser(principal), tokenId),
+    revokeToken: async (principal: Principal, tokenId: string) => revokeApiToken(deps.db, requirePersonal(principal), tokenId),
 
     /** A provider as `principal` may act on it; "not found" for anyone outside it. */
     provider: async (providerId: string, principal: Principal) =>
@@ -142,6 +155,35 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
      * rights (so never on owners). Refuses a disabled organization and a plan without directory sync.
      */
     directorySync: (organizationId: string) => directorySync.openDirectorySync(deps, organizationId),
+
+    /**
+     * Signing in through an organization's IdP, for the SSO adapter: it verifies the protocol, the
+     * engine keeps the transactions, the replay cache, the membership and the session.
+     */
+    signIn: {
+      /** The enabled configuration of the organization `identifier` names, with its secret; undefined: no SSO there. */
+      settings: (identifier: string) => ssoConfig.loadSsoSettings(deps.db, deps.publicUrl, deps.encryptionKey, identifier),
+      settingsById: (organizationId: string) =>
+        ssoConfig.loadSsoSettingsById(deps.db, deps.publicUrl, deps.encryptionKey, organizationId),
+      /** The identifier of the organization that verified the domain of `email`. */
+      organizationOfEmail: (email: string) => domains.organizationOfEmailDomain(deps.db, email),
+      begin: <R extends ssoSignIn.TransactionData>(
+        settings: ssoConfig.SsoSettings,
+        input: ssoSignIn.BeginInput,
+        build: (key: string) => Promise<R>,
+      ) => ssoSignIn.beginSignIn(deps, settings, input, build),
+      take: (input: Parameters<typeof ssoSignIn.takeSignIn>[1]) => ssoSignIn.takeSignIn(deps, input),
+      rememberAssertion: (organizationId: string, assertionId: string, expiresAt: Date) =>
+        ssoSignIn.rememberAssertion(deps, organizationId, assertionId, expiresAt),
+      complete: (settings: ssoConfig.SsoSettings, identity: ssoSignIn.VerifiedIdentity, options: { returnTo?: string | null }) =>
+        ssoSignIn.completeSignIn(deps, settings, identity, options),
+      exchangeCode: (code: string) => ssoSignIn.exchangeSignInCode(deps, code),
+      /** Deletes expired transactions, replay entries, sessions and codes (main runs this on a timer). */
+      prune: () => ssoSignIn.pruneSignIns(deps),
+    },
+
+    /** Re-checks the DNS records of verified domains last checked longer ago than `olderThanMs`. */
+    recheckDomains: (olderThanMs: number) => domains.recheckDomains(deps, olderThanMs),
 
     /**
      * Runs `work` with a copy of `org` whose operations share one transaction: all of them apply or
@@ -321,6 +363,27 @@ function organizationHandle(deps: EngineDeps, grant: Grant, within?: Tx) {
       /** The newest runs, without the planned changes of dry runs (read one run for those). */
       listRuns: () => directoryRuns.listDirectoryRuns(db, organizationId, caller),
       getRun: (runId: string) => directoryRuns.getDirectoryRun(db, organizationId, caller, runId),
+    },
+
+    /** Single sign-on: the configuration (its client secret sealed, never returned). */
+    sso: {
+      /** Refuses a caller without manageSso or a plan without SSO, before an adapter does any work (e.g. fetching metadata). */
+      authorize: async () => {
+        requirePermission(caller, 'manageSso');
+        requireFeature((await loadOrganization(db, organizationId)).plan, 'sso');
+      },
+      putConfig: (input: ssoConfig.SsoConfigInput) => run((tx, caller) => ssoConfig.putSsoConfig(tx, organizationId, caller, input)),
+      getConfig: () => ssoConfig.getSsoConfig(db, deps.publicUrl, organizationId, caller),
+      deleteConfig: () => run((tx, caller) => ssoConfig.deleteSsoConfig(tx, organizationId, caller)),
+    },
+
+    /** Claimed domains and their DNS verification. */
+    domains: {
+      add: (domain: string) => run((tx, caller) => domains.addDomain(tx, organizationId, caller, domain)),
+      list: () => domains.listDomains(db, organizationId, caller),
+      /** Looks the TXT record up (outside any transaction), then records the outcome. */
+      verify: (id: string) => domains.verifyDomain(deps, organizationId, caller, id),
+      remove: (id: string) => run((tx, caller) => domains.removeDomain(tx, organizationId, caller, id)),
     },
 
     events: async (query: EventQuery) => {

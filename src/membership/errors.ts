@@ -14,7 +14,7 @@ export class DomainError extends Error {
   }
 }
 
-const define = (code: string, defaultMessage: string) =>
+export const define = (code: string, defaultMessage: string) =>
   class extends DomainError {
     static readonly code = code;
     constructor(message = defaultMessage, options: { details?: unknown; cause?: unknown } = {}) {
@@ -34,6 +34,8 @@ export class TokenNotFound extends define('token.not_found', 'Token not found') 
 // Authentication and authorisation.
 export class Unauthenticated extends define('auth.unauthenticated', 'A valid bearer token is required') {}
 export class PermissionDenied extends define('auth.permission_denied', 'You are not allowed to do this') {}
+/** The requireSso policy of an organization the person belongs to: sessions come from its SSO only. */
+export class SsoRequired extends define('auth.sso_required', 'This account signs in through its organization’s SSO') {}
 export class OwnerRequired extends define('member.owner_required', 'Only owners may manage owners') {}
 export class SelfActionRefused extends define('member.self_action', 'Nobody may do this to themselves') {}
 

@@ -51,6 +51,7 @@ export const EVENT_CODES = {
   'domain.removed': 2001,
   'domain.verified': 2002,
   'domain.notVerified': 2003,
+  'sso.signInRefused': null,
 } as const satisfies Record<string, number | null>;
 
 export type EventType = keyof typeof EVENT_CODES;

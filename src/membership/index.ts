@@ -36,7 +36,7 @@ export {
   type SearchResult,
 } from './search.js';
 export type { ScimStatus } from './scim-keys.js';
-export { isStorableDate, isStorableText } from './storable.js';
+export { isStorableDate, isStorableText, unstorablePaths } from './storable.js';
 export { createMailQueue, redactTokens, type MailQueue, type QueuedMail } from './outbox.js';
 export {
   DirectoryNotConfigured,
@@ -72,3 +72,27 @@ export {
   type DirectorySyncHandle,
   type RefusedChange,
 } from './directory-sync.js';
+export {
+  serviceProviderInfo,
+  SsoNotConfigured,
+  type OidcConfig,
+  type SamlConfig,
+  type ServiceProviderInfo,
+  type SsoConfig,
+  type SsoConfigInput,
+  type SsoKind,
+  type SsoSettings,
+} from './sso-config.js';
+export {
+  SSO_CODE_TTL_MS,
+  SSO_SESSION_TTL_MS,
+  SSO_TRANSACTION_TTL_MS,
+  SsoCodeInvalid,
+  SsoSignInRefused,
+  SsoTransactionInvalid,
+  type SignInResult,
+  type SsoRefusalReason,
+  type TakenTransaction,
+  type VerifiedIdentity,
+} from './sso-signin.js';
+export { DomainNotFound, normalizeDomain, type ClaimedDomain, type TxtResolver } from './domains.js';

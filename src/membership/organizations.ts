@@ -63,7 +63,10 @@ async function loadOrganizationRow(db: Db, organizationId: string): Promise<Orga
  */
 async function findCaller(db: Db, org: OrganizationRow, principal: Principal): Promise<OrganizationCaller> {
   if (principal.kind === 'system') return systemCaller('api');
-  if (org.providerId) {
+  // A session from an organization's SSO acts in that organization only, and only as the member
+  // its IdP vouched for: the IdP of a client never makes anyone the provider's staff.
+  if (principal.organizationId && principal.organizationId !== org.id) throw new OrganizationNotFound();
+  if (org.providerId && !principal.organizationId) {
     const pu = schema.providerUsers;
     const [staff] = await db
       .select({ id: pu.id, providerEnabled: schema.providers.enabled })

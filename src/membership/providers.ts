@@ -190,6 +190,8 @@ export async function resolveProviderCaller(db: Db, providerId: string, principa
   const [provider] = await db.select().from(schema.providers).where(eq(schema.providers.id, providerId));
   if (!provider) throw new ProviderNotFound();
   if (principal.kind === 'system') return { actor: API_ACTOR, type: 'admin' };
+  // A session from an organization's SSO acts in that organization only.
+  if (principal.organizationId) throw new ProviderNotFound();
   const pu = schema.providerUsers;
   const [row] = await db
     .select()

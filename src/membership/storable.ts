@@ -26,3 +26,16 @@ export const isStorableDate = (date: Date): boolean => {
   const time = date.getTime();
   return time >= EARLIEST && time <= LATEST;
 };
+
+/** Paths of strings (keys too) PostgreSQL cannot store in jsonb: NUL, unpaired surrogates. */
+export function unstorablePaths(value: unknown, path: string): string[] {
+  if (typeof value === 'string') return isStorableText(value) ? [] : [path];
+  if (Array.isArray(value)) return value.flatMap((item, i) => unstorablePaths(item, `${path}.${i}`));
+  if (value && typeof value === 'object') {
+    return Object.entries(value).flatMap(([key, item]) => [
+      ...(isStorableText(key) ? [] : [path]),
+      ...unstorablePaths(item, `${path}.${key}`),
+    ]);
+  }
+  return [];
+}

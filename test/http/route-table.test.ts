@@ -18,7 +18,7 @@ import {
 } from '../support/http-seed.js';
 
 /** Path parameters that name a row (as opposed to `:type`, a policy type word). */
-const ID_PARAMS = ['pid', 'uid', 'oid', 'mid', 'gid', 'cid', 'tid'] as const;
+const ID_PARAMS = ['pid', 'uid', 'oid', 'mid', 'gid', 'cid', 'tid', 'did'] as const;
 type IdParam = (typeof ID_PARAMS)[number];
 
 const paramsOf = (r: Route) => [...r.path.matchAll(/:(\w+)/g)].map((m) => m[1]!);

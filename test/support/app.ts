@@ -5,6 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import type { DestinationStream } from 'pino';
 import { createApp } from '../../src/app.js';
+import type { AuthLimits } from '../../src/http/rate-limit.js';
 import { testConfig } from '../../src/config.js';
 import { openDatabase } from '../../src/db/index.js';
 import { createLogger } from '../../src/logging.js';
@@ -53,6 +54,12 @@ export interface TestAppOptions {
   /** The reconcile seam built from the app's engine (e.g. `reconcileThrough` of src/sync/runner.ts); wins over `reconcile`. */
   reconcileWith?: (engine: Engine) => ReconcileDirectory;
   resolveSettings?: ResolveSettings;
+  /** Failed-authentication budgets; unlimited without. */
+  rateLimits?: AuthLimits;
+  /** SSO_ALLOW_HTTP (the tests' IdPs listen on http://127.0.0.1). */
+  ssoAllowHttp?: boolean;
+  /** DNS for domain verification (e.g. a resolver of the tests' DNS server); without it every lookup fails. */
+  resolveTxt?: (name: string) => Promise<string[][]>;
 }
 
 export async function startTestApp(driver: Driver, options: TestAppOptions = {}): Promise<TestApp> {
@@ -69,7 +76,7 @@ export async function startTestApp(driver: Driver, options: TestAppOptions = {})
   };
   const publicUrl = 'http://portico.test';
   const engine = createEngine(
-    { db: appDatabase.db, clock: () => clock.now, publicUrl, encryptionKey: TEST_ENCRYPTION_KEY },
+    { db: appDatabase.db, clock: () => clock.now, publicUrl, encryptionKey: TEST_ENCRYPTION_KEY, resolveTxt: options.resolveTxt },
     { systemToken: SYSTEM_TOKEN },
   );
   // The production logger (serializers and redaction included), so tests cover what it writes.
@@ -93,6 +100,8 @@ export async function startTestApp(driver: Driver, options: TestAppOptions = {})
     publicUrl,
     bodyLimit: options.bodyLimit ?? '100kb',
     directory,
+    ssoAllowHttp: options.ssoAllowHttp,
+    rateLimits: options.rateLimits,
   });
   const server = app.listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));

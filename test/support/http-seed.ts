@@ -258,6 +258,12 @@ export async function tableCounts(t: TestApp): Promise<Record<string, number>> {
     invitations: schema.invitations,
     apiTokens: schema.apiTokens,
     scimConfigs: schema.scimConfigs,
+    ssoConfigs: schema.ssoConfigs,
+    ssoTransactions: schema.ssoTransactions,
+    ssoIdentities: schema.ssoIdentities,
+    ssoReplays: schema.ssoReplays,
+    sessions: schema.sessions,
+    claimedDomains: schema.claimedDomains,
   };
   const out: Record<string, number> = {};
   for (const [name, table] of Object.entries(tables)) {
@@ -289,6 +295,11 @@ export async function seedRouteIds(t: TestApp, options: { seats?: number } = {})
   const group = must(await t.request('POST', `${base}/groups`, { token: adminToken, body: { name: 'G' } }), 201, 'group');
   const collection = must(await t.request('POST', `${base}/collections`, { token: adminToken, body: { name: 'C' } }), 201, 'collection');
   const token = must(await t.request('POST', '/api/v1/me/tokens', { token: adminToken, body: { name: 'spare' } }), 201, 'token');
+  const domain = must(
+    await t.request('POST', `${base}/domains`, { token: adminToken, body: { domain: `${randomBytes(4).toString('hex')}.example.test` } }),
+    201,
+    'domain',
+  );
   const ids: Record<string, string> = {
     pid: provider.pid,
     uid: staff.invited[0].id,
@@ -297,6 +308,7 @@ export async function seedRouteIds(t: TestApp, options: { seats?: number } = {})
     gid: group.id,
     cid: collection.id,
     tid: token.id,
+    did: domain.id,
     type: 'singleOrg',
   };
   return { ids, adminToken };
@@ -334,6 +346,14 @@ export const SAMPLE_BODIES: Record<string, unknown> = {
     users: { baseDn: 'ou=people,dc=example,dc=test' },
   },
   'POST /organizations/:oid/directory/sync': { dryRun: true },
+  'PUT /organizations/:oid/sso': {
+    enabled: false,
+    kind: 'oidc',
+    jit: false,
+    oidc: { authority: 'https://idp.example.test', clientId: 'portico', clientSecret: 'sample-client-secret' },
+  },
+  'POST /organizations/:oid/domains': { domain: 'sample.example.test' },
+  'POST /sso/token': { code: 'pc_nothing' },
 };
 
 /** `METHOD /path` of a route of the route table. */

@@ -155,7 +155,7 @@ export function createWorld(db: Db) {
     const status = input.status ?? 'confirmed';
     if (status === 'invited') return { providerUser };
     const accepted = await engine.acceptInvitation({ token: await mailedToken(input.email) });
-    const person = await personOf(input.email, accepted.apiToken);
+    const person = await personOf(input.email, accepted.apiToken!);
     if (status === 'confirmed') providerUser = await handle.confirmUser(providerUser.id);
     else providerUser = (await handle.listUsers()).find((u) => u.id === providerUser.id)!;
     return { providerUser, person };
@@ -197,7 +197,7 @@ export function createWorld(db: Db) {
     let person: Person | undefined;
     if (reach !== 'invited') {
       const accepted = await engine.acceptInvitation({ token: await mailedToken(input.email) });
-      person = await personOf(input.email, accepted.apiToken);
+      person = await personOf(input.email, accepted.apiToken!);
       member = accepted.member!;
       if (reach === 'confirmed') member = await org.confirmMember(member.id);
     }
