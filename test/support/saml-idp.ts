@@ -59,7 +59,8 @@ export function generateKeyPair(cn = 'Portico Test IdP'): KeyPair {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const sha256WithRsa = sequence(oid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00]));
   const serial = randomBytes(8);
-  serial[0]! &= 0x7f;
+  // Positive and minimal in DER: a leading 0x00 byte (1 in 128 draws) makes OpenSSL refuse the INTEGER.
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
   const tbs = sequence(
     der(0xa0, der(0x02, Buffer.from([2]))),
     der(0x02, serial),
