@@ -4,9 +4,13 @@
  *
  * Prints, next to baselines measured in the same run on the same database:
  *  - SCIM user creates per second (POST /Users through the real app) vs raw single-row insert transactions;
- *  - p50/p99 of `userName eq` lookups vs an indexed raw lookup, with 1k, 10k and 100k members;
+ *  - concurrent creates: 8 clients into one organization, and 8 organizations × 4 clients, each
+ *    as a ratio to the sequential SCIM create rate (issue 9: 8 clients into one organization ≥ 2×);
+ *  - group PATCH adding one member to a group of 0 and of 5,000 members, the second as a ratio to
+ *    the first (issue 9: flat, ≤ 1.2×);
+ *  - p50/p99 of `userName eq` lookups vs an indexed raw lookup, with 1k and 100k members;
  *  - p50/p99 of 100-item pages (GET /Users?startIndex=…&count=100).
- * Usage: npm run bench [-- --sizes=1000,10000,100000 --creates=500 --lookups=400 --pages=100]
+ * Usage: npm run bench [-- --sizes=1000,100000 --creates=500 --concurrent=800 --patches=300 --lookups=400 --pages=100]
  */
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
@@ -19,10 +23,13 @@ import { createEngine } from '../src/membership/index.js';
 import { benchArgs, createBenchDatabase } from './support.js';
 
 const args = benchArgs();
-const sizes = (args.sizes ?? '1000,10000,100000').split(',').map(Number);
+const sizes = (args.sizes ?? '1000,100000').split(',').map(Number);
 const CREATES = Number(args.creates ?? 500);
 const LOOKUPS = Number(args.lookups ?? 400);
 const PAGES = Number(args.pages ?? 100);
+const CONCURRENT = Number(args.concurrent ?? 800);
+const PATCHES = Number(args.patches ?? 300);
+const GROUP_SIZE = 5_000;
 const SYSTEM_TOKEN = `bench-${randomBytes(24).toString('hex')}`;
 const ENCRYPTION_KEY = randomBytes(32).toString('base64');
 
@@ -47,6 +54,7 @@ async function timeEach(n: number, work: (i: number) => Promise<void>): Promise<
 async function main() {
   const { database, name, url, drop } = await createBenchDatabase();
   const raw = postgres(url, { max: 4, onnotice: () => {} });
+  const clientAgents: Agent[] = [];
   try {
     const engine = createEngine(
       { db: database.db, clock: () => new Date(), publicUrl: 'http://bench.local', encryptionKey: ENCRYPTION_KEY },
@@ -58,7 +66,7 @@ async function main() {
     // node:http with keep-alive, as an IdP's client would hold its connection.
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const { port } = server.address() as AddressInfo;
-    const call = (method: string, path: string, token: string, body?: unknown) =>
+    const callWith = (agent: Agent, method: string, path: string, token: string, body?: unknown) =>
       new Promise<Record<string, unknown> | undefined>((resolve, reject) => {
         const payload = body === undefined ? undefined : JSON.stringify(body);
         const req = request(
@@ -86,6 +94,7 @@ async function main() {
         req.on('error', reject);
         req.end(payload);
       });
+    const call = (method: string, path: string, token: string, body?: unknown) => callWith(agent, method, path, token, body);
 
     // A provider and its admin, through the engine.
     const provider = await engine.createProvider({ kind: 'system' }, { name: 'Bench MSP', adminEmail: 'admin@bench.example' });
@@ -98,7 +107,7 @@ async function main() {
 
     const newOrg = async (label: string, seats: number) => {
       const org = await providerHandle.createClient({ name: label, plan: 'enterprise', seats });
-      const scim = await (await engine.organization(org.id, principal)).issueScimKey();
+      const scim = await (await engine.organization(org.id, principal)).issueScimKey('enable');
       return { id: org.id, scim };
     };
 
@@ -132,16 +141,17 @@ async function main() {
                  values (gen_random_uuid(), 'member.invited', 1500, now(), 'scim', ${sameOrg}, ${member!.id})`;
       });
     });
+    const userDocument = (label: string) => ({
+      schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+      userName: `${label}@bench.example`,
+      externalId: label,
+      name: { givenName: 'New', familyName: `User ${label}` },
+      emails: [{ value: `${label}@bench.example`, type: 'work', primary: true }],
+      active: true,
+    });
     const createOrg = await newOrg('creates', CREATES + 10);
     const creates = await timeEach(CREATES, async (i) => {
-      await call('POST', `/scim/v2/${createOrg.id}/Users`, createOrg.scim, {
-        schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
-        userName: `new${i}@bench.example`,
-        externalId: `new-${i}`,
-        name: { givenName: 'New', familyName: `User ${i}` },
-        emails: [{ value: `new${i}@bench.example`, type: 'work', primary: true }],
-        active: true,
-      });
+      await call('POST', `/scim/v2/${createOrg.id}/Users`, createOrg.scim, userDocument(`new${i}`));
     });
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     const rawRate = (CREATES / sum(rawInsert)) * 1000;
@@ -154,8 +164,93 @@ async function main() {
     console.log(`  ratio SCIM/raw single-row: ${(createRate / rawRate).toFixed(2)} (goal >= 0.5); SCIM/raw same writes: ${(createRate / sameRate).toFixed(2)}`);
     console.log('');
 
+    // ---- concurrent creates ------------------------------------------------------------------
+    // Each client holds its own keep-alive connection and sends its next create when the last is
+    // answered, as an IdP's provisioning worker does.
+    const concurrent = async (orgs: { id: string; scim: string }[], clientsPerOrg: number, label: string) => {
+      const clients = orgs.flatMap((org, o) => Array.from({ length: clientsPerOrg }, (_, c) => ({ org, name: `${label}-${o}-${c}` })));
+      const perClient = Math.ceil(CONCURRENT / clients.length);
+      const agents = clients.map(() => new Agent({ keepAlive: true, maxSockets: 1 }));
+      clientAgents.push(...agents);
+      const samples: number[] = [];
+      const start = performance.now();
+      await Promise.all(
+        clients.map(async (client, k) => {
+          for (let i = 0; i < perClient; i++) {
+            const t0 = performance.now();
+            await callWith(agents[k]!, 'POST', `/scim/v2/${client.org.id}/Users`, client.org.scim, userDocument(`${client.name}-${i}`));
+            samples.push(performance.now() - t0);
+          }
+        }),
+      );
+      const rate = (samples.length / (performance.now() - start)) * 1000;
+      return { rate, p50: percentile(samples, 50), p99: percentile(samples, 99), n: samples.length };
+    };
+    const oneOrg = await newOrg('8 clients', CONCURRENT + 10);
+    const eightByOne = await concurrent([oneOrg], 8, 'c8');
+    const eightOrgs = await Promise.all(Array.from({ length: 8 }, (_, o) => newOrg(`8x4 ${o}`, CONCURRENT + 10)));
+    const eightByFour = await concurrent(eightOrgs, 4, 'c32');
+    console.log(`concurrent creates (${CONCURRENT} each), ratio to the sequential SCIM rate (${createRate.toFixed(0)}/s)`);
+    for (const [label, r, goal] of [
+      ['8 clients into one organization', eightByOne, ' (goal >= 2)'],
+      ['8 organizations x 4 clients    ', eightByFour, ''],
+    ] as const) {
+      console.log(
+        `  ${label}: ${r.rate.toFixed(0)}/s, p50 ${fmt(r.p50)}, p99 ${fmt(r.p99)}; ratio ${(r.rate / createRate).toFixed(2)}${goal}`,
+      );
+    }
+    console.log('');
+
+    // ---- group PATCH at 0 and 5,000 members --------------------------------------------------
+    const groupOrg = await newOrg('groups', GROUP_SIZE + 2 * PATCHES + 10);
+    // Members seeded in SQL (the write path under test is the PATCH).
+    const seeded = await raw<{ id: string }[]>`
+      insert into members (organization_id, id, email, external_id, role, status, profile, created_at, updated_at)
+      select ${groupOrg.id}, gen_random_uuid(), 'g' || i || '@bench.example', 'g-' || i, 'user', 'invited',
+             jsonb_build_object('userName', 'g' || i || '@bench.example'), now(), now()
+      from generate_series(1, ${GROUP_SIZE + 2 * PATCHES}) as i
+      returning id`;
+    const memberIds = seeded.map((r) => r.id);
+    const newGroup = async (name: string) =>
+      (await call('POST', `/scim/v2/${groupOrg.id}/Groups`, groupOrg.scim, {
+        schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'],
+        displayName: name,
+        members: [],
+      }))!.id as string;
+    const emptyGroup = await newGroup('empty');
+    const bigGroup = await newGroup('big');
+    await raw`
+      insert into group_members (organization_id, group_id, member_id)
+      select ${groupOrg.id}, ${bigGroup}, id from unnest(${raw.array(memberIds.slice(0, GROUP_SIZE))}::uuid[]) as id`;
+    await raw`analyze group_members`;
+    const addOne = (groupId: string, memberId: string) =>
+      call('PATCH', `/scim/v2/${groupOrg.id}/Groups/${groupId}`, groupOrg.scim, {
+        schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+        Operations: [{ op: 'add', path: 'members', value: [{ value: memberId }] }],
+      });
+    // Alternating, so both groups see the same load; each PATCH adds a member not yet in the group.
+    const small: number[] = [];
+    const large: number[] = [];
+    const spare = memberIds.slice(GROUP_SIZE);
+    for (let i = 0; i < 10; i++) await addOne(emptyGroup, spare[i]!);
+    for (let i = 10; i < PATCHES + 10 && i < spare.length; i++) {
+      let t0 = performance.now();
+      await addOne(emptyGroup, spare[i]!);
+      small.push(performance.now() - t0);
+      t0 = performance.now();
+      await addOne(bigGroup, spare[i]!);
+      large.push(performance.now() - t0);
+    }
+    console.log(`group PATCH adding one member (${small.length} each)`);
+    console.log(`  baseline, empty group:  p50 ${fmt(percentile(small, 50))}, p99 ${fmt(percentile(small, 99))}`);
+    console.log(
+      `  group of ${GROUP_SIZE} members: p50 ${fmt(percentile(large, 50))}, p99 ${fmt(percentile(large, 99))}; ` +
+        `ratio p50 ${(percentile(large, 50) / percentile(small, 50)).toFixed(2)} (goal <= 1.2)`,
+    );
+    console.log('');
+
     // ---- lookups and pages at each size ------------------------------------------------------
-    console.log('size     | raw lookup p50/p99 | SCIM userName eq p50/p99 | SCIM 100-item page p50/p99');
+    console.log('size     | raw lookup p50/p99 | SCIM userName eq p50/p99 (ratio p50) | SCIM 100-item page p50/p99');
     for (const size of sizes) {
       const org = await newOrg(`size ${size}`, size + 10);
       // Seeded in SQL: only the read path is under test here.
@@ -187,11 +282,12 @@ async function main() {
       });
       console.log(
         `${String(size).padEnd(8)} | ${fmt(percentile(rawLookup, 50))} / ${fmt(percentile(rawLookup, 99))} | ` +
-          `${fmt(percentile(lookups, 50))} / ${fmt(percentile(lookups, 99))} | ` +
+          `${fmt(percentile(lookups, 50))} / ${fmt(percentile(lookups, 99))} (${(percentile(lookups, 50) / percentile(rawLookup, 50)).toFixed(2)}) | ` +
           `${fmt(percentile(pages, 50))} / ${fmt(percentile(pages, 99))}`,
       );
     }
     agent.destroy();
+    for (const a of clientAgents) a.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   } finally {
     await raw.end();

@@ -123,11 +123,22 @@ export const members = pgTable(
     id: uuid('id').primaryKey(),
     userId: uuid('user_id').references(() => users.id, { onDelete: 'set null' }),
     email: text('email').notNull(),
+    /**
+     * The SCIM `userName` (RFC 7643 §4.1.1), as sent: any non-empty string, not necessarily an
+     * address (Entra sends the UPN, others `jsmith`). Null for members never given one, whose
+     * userName is their email; the unique index is on that effective value.
+     */
+    userName: text('user_name'),
     name: text('name'),
     externalId: text('external_id'),
     role: text('role').notNull(),
     permissions: jsonb('permissions').$type<Record<string, boolean>>(),
-    /** Attributes a provisioning source keeps on the member (e.g. SCIM name parts); opaque to the rules. */
+    /**
+     * Attributes a provisioning source keeps on the member (e.g. SCIM name parts); opaque to the rules.
+     * SCIM `emails` stay here as sent (value, type, primary), not in a column of their own: the
+     * profile is what SCIM renders back, so a second copy could only drift from it, and the
+     * expression index below makes `emails[type eq "work"].value eq "x"` one indexed predicate.
+     */
     profile: jsonb('profile').$type<Record<string, unknown>>(),
     status: text('status').notNull(),
     previousStatus: text('previous_status'),
@@ -137,6 +148,11 @@ export const members = pgTable(
   (t) => [
     uniqueIndex('members_org_email_key').on(t.organizationId, sql`lower(${t.email})`),
     uniqueIndex('members_org_external_id_key').on(t.organizationId, t.externalId),
+    // What SCIM shows as userName is unique per organization, case-insensitively (idp-behaviour.md);
+    // `userName eq` compiles to this very expression, so an IdP's lookup is an index scan.
+    uniqueIndex('members_org_user_name_key').on(t.organizationId, sql`lower(coalesce(${t.userName}, ${t.email}))`),
+    // The SCIM addresses, lower-cased (keys are already lower-case), for containment lookups by address.
+    index('members_scim_emails_idx').using('gin', sql`(lower((${t.profile} -> 'emails')::text)::jsonb) jsonb_path_ops`),
     index('members_user_idx').on(t.userId),
     index('members_org_created_idx').on(t.organizationId, t.createdAt, t.id),
   ],

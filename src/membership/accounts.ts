@@ -105,6 +105,21 @@ export async function ensureSystemToken(deps: EngineDeps, configured: string | u
   return inserted.length > 0 ? token : undefined;
 }
 
+/**
+ * Replaces the stored operator token with a new one, returned once (only its hash is kept). The
+ * previous token stops working at once, on every instance, as `authenticate` reads the hash on
+ * each call.
+ */
+export async function rotateSystemToken(deps: EngineDeps): Promise<string> {
+  const token = generateSecret('pto');
+  const value = hashSecret(token);
+  await deps.db
+    .insert(schema.systemSettings)
+    .values({ key: SYSTEM_TOKEN_KEY, value, createdAt: deps.clock() })
+    .onConflictDoUpdate({ target: schema.systemSettings.key, set: { value } });
+  return token;
+}
+
 /** Resolves a bearer token to who holds it, or throws `Unauthenticated`. */
 export async function authenticate(
   deps: EngineDeps,

@@ -12,15 +12,16 @@ import {
   listApiTokens,
   requireSsoAllowsTokens,
   revokeApiToken,
+  rotateSystemToken,
 } from './accounts.js';
 import type { Principal } from './actor.js';
 import * as collections from './collections.js';
-import { inTransaction, type EngineDeps, type Tx } from './context.js';
+import { inTransaction, pipelined, type EngineDeps, type Tx } from './context.js';
 import * as directoryConfig from './directory-config.js';
 import * as directorySync from './directory-sync.js';
 import * as directoryRuns from './directory-runs.js';
 import * as domains from './domains.js';
-import { PermissionDenied } from './errors.js';
+import { InvalidStatus, PermissionDenied } from './errors.js';
 import { listEvents, type EventQuery } from './events.js';
 import { listOutbox } from './mail.js';
 import * as groups from './groups.js';
@@ -28,7 +29,7 @@ import type { OrganizationId, ProviderId, UserId } from './ids.js';
 import * as members from './members.js';
 import { requireAdministrator, requireFeature, requirePermission, type OrganizationCaller } from './members.rules.js';
 import { loadOrganization, recheckOrganizationCaller, resolveOrganizationCaller } from './organizations.js';
-import { lockOrganization } from './organization-state.js';
+import { lockOrganization, type LockMode } from './organization-state.js';
 import * as policies from './policies.js';
 import * as providers from './providers.js';
 import { createRateLimiter, pruneRateLimits, type RateLimitOptions } from './rate-limits.js';
@@ -43,7 +44,10 @@ export type OrganizationHandle = ReturnType<typeof organizationHandle>;
 
 /**
  * How a handle reads its caller's rights again inside a write transaction, once the tenant's row
- * is locked: a demotion committed while the request waited for the lock applies to it.
+ * is locked (in any mode): a demotion committed while the request waited for the lock applies to
+ * it. Every change of anyone's rights (revoking, removing or re-roling a confirmed member, a SCIM
+ * key issued or disabled) holds the row in `update` mode, which conflicts with every mode, so the
+ * rights read after the lock stay true until the request commits.
  */
 type Recheck = (tx: Tx) => Promise<OrganizationCaller>;
 
@@ -82,6 +86,14 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
     publicUrl: deps.publicUrl,
     /** Generates the operator token on first start when none is configured; returns it once. */
     ensureSystemToken: () => ensureSystemToken(deps, options.systemToken),
+    /**
+     * Replaces the stored operator token and returns the new one once (the operator CLI). Refused
+     * while a token is configured: that one is the operator token and the stored one is unused.
+     */
+    rotateSystemToken: async () => {
+      if (options.systemToken) throw new InvalidStatus('SYSTEM_ADMIN_TOKEN is set and is the operator token; change it there instead');
+      return rotateSystemToken(deps);
+    },
     authenticate: (token: string) => authenticate(deps, options.systemToken, token),
     /**
      * A rate limiter (rate-limiter-flexible) whose counters live in the database, so every
@@ -187,17 +199,17 @@ export function createEngine(deps: EngineDeps, options: { systemToken?: string |
 
     /**
      * Runs `work` with a copy of `org` whose operations share one transaction: all of them apply or
-     * none does. The organization row is locked first, so concurrent atomic changes of one
-     * organization apply one after another and never lose each other's writes (e.g. a SCIM PATCH
-     * that reads a member, applies operations and writes it back).
+     * none does. The organization row is locked by the first operation that reads or writes, in
+     * the mode it needs, and the caller rechecked then; later operations reuse that lock, or take a
+     * stronger one. Reading a member locks in `update` mode, so concurrent atomic changes that read
+     * a member, apply operations and write it back (a SCIM PATCH or PUT of a User) apply one after
+     * another and never lose each other's writes. Creates and group membership changes hold the row
+     * shared (`key share`): concurrent ones of one organization overlap (issue 9).
      */
     atomically: async <T>(org: OrganizationHandle, work: (org: OrganizationHandle) => Promise<T>): Promise<T> => {
       const grant = grants.get(org);
       if (!grant) throw new TypeError('atomically takes a handle issued by this engine');
-      return inTransaction(deps, async (tx) => {
-        await lockOrganization(tx, grant.organizationId);
-        return work(issue({ ...grant, caller: await grant.recheck(tx) }, tx));
-      });
+      return inTransaction(deps, async (tx) => work(issue(grant, tx)));
     },
   };
 }
@@ -243,24 +255,44 @@ function providerHandle(deps: EngineDeps, providerId: ProviderId, caller: provid
  * handle was made by `atomically`: then every operation shares that transaction.
  */
 function organizationHandle(deps: EngineDeps, grant: Grant, within?: Tx) {
-  const { organizationId, caller } = grant;
+  const { organizationId } = grant;
+  /** The caller as rechecked in `within`, once its first operation locked the organization. */
+  let rechecked: OrganizationCaller | undefined;
   /**
-   * A change runs in its own transaction (or the one `atomically` opened, which rechecked the
-   * caller already) with the caller's rights read again after the organization row is locked.
-   * Changes of group membership take the lock shared, as `changeGroupMembers` itself does.
+   * Locks the organization row in `tx` in the mode the operation needs (see `LockMode`; a member
+   * change decides by its target, `members.targetLock`) and answers the caller's rights read
+   * after it. In `within`, the first operation locks and rechecks; the others reuse both, and
+   * take a stronger lock if they need one. The operation then asks for the same lock again,
+   * which costs no query (`lockOrganization` knows what its transaction holds).
    */
-  const run = <T>(work: (tx: Tx, caller: OrganizationCaller) => Promise<T>, lock: 'update' | 'share' = 'update') =>
-    within
-      ? work(within, caller)
-      : inTransaction(deps, async (tx) => {
-          await lockOrganization(tx, organizationId, lock);
-          return work(tx, await grant.recheck(tx));
-        });
-  const readable = () => requireAdministrator(caller);
+  const enter = async (tx: Tx, lock: LockMode | ((tx: Tx) => Promise<LockMode>)): Promise<OrganizationCaller> => {
+    const mode = typeof lock === 'function' ? await lock(tx) : lock;
+    if (tx === within && rechecked) {
+      await lockOrganization(tx, organizationId, mode);
+      return rechecked;
+    }
+    // The recheck is issued right behind the lock, without waiting for it: a transaction's
+    // statements run in the order issued, so the server reads the rights once the lock is granted
+    // (and with a snapshot taken then), and the request saves a round trip.
+    const locked = lockOrganization(tx, organizationId, mode);
+    const recheck = grant.recheck(tx);
+    await pipelined([locked, recheck]);
+    const caller = await recheck;
+    if (tx === within) rechecked = caller;
+    return caller;
+  };
+  /** A change, in its own transaction or the one `atomically` opened, with the caller's rights read after the lock. */
+  const run = <T>(work: (tx: Tx, caller: OrganizationCaller) => Promise<T>, lock: LockMode | ((tx: Tx) => Promise<LockMode>) = 'update') =>
+    within ? enter(within, lock).then((caller) => work(within, caller)) : inTransaction(deps, async (tx) => work(tx, await enter(tx, lock)));
+  /** The lock a change of the member `id` needs: `update` only when it is confirmed. */
+  const target = (id: string) => (tx: Tx) => members.targetLockOf(tx.db, organizationId, id);
+  /** The caller as far as this handle knows: rechecked, inside `atomically` once an operation locked. */
+  const current = () => rechecked ?? grant.caller;
+  const readable = () => requireAdministrator(current());
   const db = within?.db ?? deps.db;
   return {
     id: organizationId,
-    caller,
+    caller: grant.caller,
     get: () => loadOrganization(db, organizationId),
 
 
@@ -268,34 +300,49 @@ function organizationHandle(deps: EngineDeps, grant: Grant, within?: Tx) {
       readable();
       return members.listMembers(db, organizationId, query);
     },
+    /**
+     * Inside `atomically`, reading a member locks the organization in `update` mode first: what is
+     * read here is what a change written back later in the transaction is computed from.
+     */
     getMember: async (memberId: string) => {
+      if (within) await enter(within, 'update');
       readable();
       return members.withAccess(db, members.renderMember(await members.loadMember(db, organizationId, memberId)));
     },
     inviteMembers: (input: members.InviteMembersInput) =>
-      run((tx, caller) => members.inviteMembers(tx, organizationId, caller, input)),
-    confirmMember: (id: string) => run((tx, caller) => members.confirmMember(tx, organizationId, caller, id)),
-    revokeMember: (id: string) => run((tx, caller) => members.revokeMember(tx, organizationId, caller, id)),
-    restoreMember: (id: string) => run((tx, caller) => members.restoreMember(tx, organizationId, caller, id)),
-    reinviteMember: (id: string) => run((tx, caller) => members.reinviteMember(tx, organizationId, caller, id)),
-    removeMember: (id: string) => run((tx, caller) => members.removeMember(tx, organizationId, caller, id)),
+      run((tx, caller) => members.inviteMembers(tx, organizationId, caller, input), 'key share'),
+    confirmMember: (id: string) => run((tx, caller) => members.confirmMember(tx, organizationId, caller, id), target(id)),
+    revokeMember: (id: string) => run((tx, caller) => members.revokeMember(tx, organizationId, caller, id), target(id)),
+    restoreMember: (id: string) => run((tx, caller) => members.restoreMember(tx, organizationId, caller, id), target(id)),
+    reinviteMember: (id: string) => run((tx, caller) => members.reinviteMember(tx, organizationId, caller, id), target(id)),
+    removeMember: (id: string) => run((tx, caller) => members.removeMember(tx, organizationId, caller, id), target(id)),
     updateMember: (id: string, input: members.UpdateMemberInput) =>
-      run((tx, caller) => members.updateMember(tx, organizationId, caller, id, input)),
+      run((tx, caller) => members.updateMember(tx, organizationId, caller, id, input), target(id)),
 
     listGroups: async () => {
       readable();
       return groups.listGroups(db, organizationId);
     },
+    /**
+     * The group with its members and collections; inside `atomically`, its own fields only (after
+     * taking the shared lock): a change is computed from those, and a PATCH adding one member to
+     * a group of 100,000 must not read them all (issue 9). `membersOfGroups` reads members.
+     */
     getGroup: async (id: string) => {
+      if (within) {
+        await enter(within, 'key share');
+        readable();
+        return groups.getGroupFields(db, organizationId, id);
+      }
       readable();
       return groups.getGroup(db, organizationId, id);
     },
-    createGroup: (input: groups.GroupInput) => run((tx, caller) => groups.createGroup(tx, organizationId, caller, input)),
+    createGroup: (input: groups.GroupInput) => run((tx, caller) => groups.createGroup(tx, organizationId, caller, input), 'key share'),
     updateGroup: (id: string, input: Partial<groups.GroupInput>) =>
-      run((tx, caller) => groups.updateGroup(tx, organizationId, caller, id, input)),
+      run((tx, caller) => groups.updateGroup(tx, organizationId, caller, id, input), 'key share'),
     changeGroupMembers: (id: string, change: { add?: string[]; remove?: string[] }) =>
-      run((tx, caller) => groups.changeGroupMembers(tx, organizationId, caller, id, change), 'share'),
-    deleteGroup: (id: string) => run((tx, caller) => groups.deleteGroup(tx, organizationId, caller, id)),
+      run((tx, caller) => groups.changeGroupMembers(tx, organizationId, caller, id, change), 'key share'),
+    deleteGroup: (id: string) => run((tx, caller) => groups.deleteGroup(tx, organizationId, caller, id), 'key share'),
 
     listCollections: async () => {
       readable();
@@ -312,7 +359,7 @@ function organizationHandle(deps: EngineDeps, grant: Grant, within?: Tx) {
     deleteCollection: (id: string) => run((tx, caller) => collections.deleteCollection(tx, organizationId, caller, id)),
 
     listPolicies: async () => {
-      requirePermission(caller, 'managePolicies');
+      requirePermission(current(), 'managePolicies');
       requireFeature((await loadOrganization(db, organizationId)).plan, 'policies');
       return policies.listPolicies(db, organizationId);
     },
@@ -342,11 +389,11 @@ function organizationHandle(deps: EngineDeps, grant: Grant, within?: Tx) {
     },
 
     scimStatus: async () => {
-      requirePermission(caller, 'manageScim');
+      requirePermission(current(), 'manageScim');
       return scimKeys.scimStatus(db, organizationId);
     },
     /** Enables SCIM or rotates its key; the new key is returned once. */
-    issueScimKey: () => run((tx, caller) => scimKeys.issueScimKey(tx, organizationId, caller)),
+    issueScimKey: (mode: 'enable' | 'rotate') => run((tx, caller) => scimKeys.issueScimKey(tx, organizationId, caller, mode)),
     disableScim: () => run((tx, caller) => scimKeys.disableScim(tx, organizationId, caller)),
 
     /** The organization's directory sync: its configuration and its runs. */
@@ -355,39 +402,39 @@ function organizationHandle(deps: EngineDeps, grant: Grant, within?: Tx) {
       putConfig: (input: directoryConfig.DirectoryConfigInput) =>
         run((tx, caller) => directoryConfig.putDirectoryConfig(tx, organizationId, caller, input)),
       /** The configuration, never its password (`bindPasswordSet: true`). */
-      getConfig: () => directoryConfig.getDirectoryConfig(db, organizationId, caller),
+      getConfig: () => directoryConfig.getDirectoryConfig(db, organizationId, current()),
       deleteConfig: () => run((tx, caller) => directoryConfig.deleteDirectoryConfig(tx, organizationId, caller)),
       /** Queues a sync run; a run already queued or running is a Conflict. The runner executes it. */
       startRun: (input: { dryRun: boolean; trigger: directoryRuns.DirectoryRunTrigger }) =>
         run((tx, caller) => directoryRuns.startDirectoryRun(tx, organizationId, caller, input)),
       /** The newest runs, without the planned changes of dry runs (read one run for those). */
-      listRuns: () => directoryRuns.listDirectoryRuns(db, organizationId, caller),
-      getRun: (runId: string) => directoryRuns.getDirectoryRun(db, organizationId, caller, runId),
+      listRuns: () => directoryRuns.listDirectoryRuns(db, organizationId, current()),
+      getRun: (runId: string) => directoryRuns.getDirectoryRun(db, organizationId, current(), runId),
     },
 
     /** Single sign-on: the configuration (its client secret sealed, never returned). */
     sso: {
       /** Refuses a caller without manageSso or a plan without SSO, before an adapter does any work (e.g. fetching metadata). */
       authorize: async () => {
-        requirePermission(caller, 'manageSso');
+        requirePermission(current(), 'manageSso');
         requireFeature((await loadOrganization(db, organizationId)).plan, 'sso');
       },
       putConfig: (input: ssoConfig.SsoConfigInput) => run((tx, caller) => ssoConfig.putSsoConfig(tx, organizationId, caller, input)),
-      getConfig: () => ssoConfig.getSsoConfig(db, deps.publicUrl, organizationId, caller),
+      getConfig: () => ssoConfig.getSsoConfig(db, deps.publicUrl, organizationId, current()),
       deleteConfig: () => run((tx, caller) => ssoConfig.deleteSsoConfig(tx, organizationId, caller)),
     },
 
     /** Claimed domains and their DNS verification. */
     domains: {
       add: (domain: string) => run((tx, caller) => domains.addDomain(tx, organizationId, caller, domain)),
-      list: () => domains.listDomains(db, organizationId, caller),
+      list: () => domains.listDomains(db, organizationId, current()),
       /** Looks the TXT record up (outside any transaction), then records the outcome. */
-      verify: (id: string) => domains.verifyDomain(deps, organizationId, caller, id),
+      verify: (id: string) => domains.verifyDomain(deps, organizationId, current(), id),
       remove: (id: string) => run((tx, caller) => domains.removeDomain(tx, organizationId, caller, id)),
     },
 
     events: async (query: EventQuery) => {
-      requirePermission(caller, 'accessEventLogs');
+      requirePermission(current(), 'accessEventLogs');
       requireFeature((await loadOrganization(db, organizationId)).plan, 'events');
       return listEvents(db, deps.clock(), { organizationId }, query);
     },

@@ -46,12 +46,23 @@ export interface GroupInput {
   collections?: CollectionAccess[] | undefined;
 }
 
-async function loadGroupRow(db: Db, organizationId: string, groupId: string): Promise<GroupRow> {
+/**
+ * The group's row; `forChange` locks it (`FOR NO KEY UPDATE`) so that changes replacing the group's
+ * sets apply one after another, while membership rows referencing it (which take `KEY SHARE` on it)
+ * are still added and removed meanwhile.
+ */
+async function loadGroupRow(db: Db, organizationId: string, groupId: string, options: { forChange?: boolean } = {}): Promise<GroupRow> {
   if (!isId(groupId)) throw new GroupNotFound();
   const g = schema.groups;
-  const [row] = await db.select().from(g).where(and(eq(g.organizationId, organizationId), eq(g.id, groupId)));
+  const query = db.select().from(g).where(and(eq(g.organizationId, organizationId), eq(g.id, groupId)));
+  const [row] = await (options.forChange ? query.for('no key update') : query);
   if (!row) throw new GroupNotFound();
   return row;
+}
+
+/** The group's own fields, without reading its members or collections (a group may have 100,000 members). */
+export async function getGroupFields(db: Db, organizationId: string, groupId: string): Promise<Group> {
+  return renderGroup(await loadGroupRow(db, organizationId, groupId));
 }
 
 export async function getGroup(db: Db, organizationId: string, groupId: string): Promise<Group> {
@@ -76,7 +87,10 @@ export async function listGroups(db: Db, organizationId: string): Promise<Group[
 
 async function checkGroupChange(tx: Tx, organizationId: OrganizationId, caller: OrganizationCaller, input: Partial<GroupInput>) {
   requirePermission(caller, 'manageGroups');
-  const org = await lockOrganization(tx, organizationId);
+  // Groups count no seats and no owners, and grant no rights a request rechecks: the organization
+  // row is held shared (its rights and plan stay as read); the group's own row orders changes of
+  // one group (`loadGroupRow` with `forChange`), and unique indexes keep names and externalIds apart.
+  const org = await lockOrganization(tx, organizationId, 'key share');
   requireFeature(org.plan, 'groups');
   if (input.members) await requireOwnIds(tx, org.id, schema.members, input.members, 'member');
   if (input.collections) {
@@ -122,7 +136,7 @@ export async function updateGroup(
   input: Partial<GroupInput>,
 ): Promise<Group> {
   const org = await checkGroupChange(tx, organizationId, caller, input);
-  const group = await loadGroupRow(tx.db, org.id, groupId);
+  const group = await loadGroupRow(tx.db, org.id, groupId, { forChange: true });
   await translateConflicts(
     () =>
       tx.db
@@ -151,7 +165,7 @@ export async function deleteGroup(
   groupId: string,
 ): Promise<void> {
   const org = await checkGroupChange(tx, organizationId, caller, {});
-  const group = await loadGroupRow(tx.db, org.id, groupId);
+  const group = await loadGroupRow(tx.db, org.id, groupId, { forChange: true });
   await tx.db.delete(schema.groups).where(eq(schema.groups.id, group.id));
   await recordEvent(tx, { type: 'group.deleted', actor: caller.actor, organizationId: org.id, groupId: group.id });
 }
@@ -177,9 +191,10 @@ export async function changeGroupMembers(
   change: { add?: string[] | undefined; remove?: string[] | undefined },
 ): Promise<void> {
   requirePermission(caller, 'manageGroups');
-  // Membership rows need no exclusive lock: each add or remove is one atomic statement. The shared
-  // lock still refuses a disabled organization, as every other change does.
-  const org = await lockOrganization(tx, organizationId, 'share');
+  // Membership rows need no exclusive lock: each add or remove is one set statement, and neither
+  // reads the rest of the group, so its size costs nothing. The shared lock still refuses a
+  // disabled organization and keeps the caller's rights as rechecked.
+  const org = await lockOrganization(tx, organizationId, 'key share');
   requireFeature(org.plan, 'groups');
   const group = await loadGroupRow(tx.db, organizationId, groupId);
   let changed = 0;

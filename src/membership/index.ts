@@ -26,6 +26,7 @@ export {
 export { POLICY_TYPES, type PolicyType } from './policies.rules.js';
 export {
   FilterInvalid,
+  type EmailAttribute,
   type Filter,
   type FilterOperator,
   type FilterValue,

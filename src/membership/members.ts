@@ -3,13 +3,14 @@
  * reinvite and update. Every function runs inside the caller's transaction with the organization
  * row locked where seats or owners are counted.
  */
-import { and, asc, eq, gt, inArray, or } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, or, sql } from 'drizzle-orm';
 import { schema, type Db } from '../db/index.js';
 import { normalizeEmail, newId, pipelined, translateConflicts, type Tx } from './context.js';
 import { Conflict, InvalidInput, InvalidStatus, MemberNotFound, SelfActionRefused } from './errors.js';
 import { recordEvent } from './events.js';
 import { isId, type OrganizationId } from './ids.js';
 import { isStorableDate } from './storable.js';
+import { reusable } from './prepared.js';
 import { issueInvitation, voidMemberInvitations } from './invitations.js';
 import { enqueueMail, mails, tokenLink } from './mail.js';
 import { generateSecret } from './secrets.js';
@@ -27,12 +28,15 @@ import {
 } from './members.rules.js';
 import {
   adjustSeats,
+  holdsLock,
   lockOrganization,
   lowerEmail,
   requireAnotherConfirmedOwner,
   requireOwnIds,
   requireSeats,
   requireSingleOrgAllows,
+  takeSeats,
+  type LockMode,
   type MemberRow,
   type OrganizationRow,
 } from './organization-state.js';
@@ -49,6 +53,8 @@ export interface Member {
   organizationId: string;
   userId: string | null;
   email: string;
+  /** The userName a provisioning source (SCIM) gave the member, if one did; else its email stands for it. */
+  userName: string | null;
   name: string | null;
   externalId: string | null;
   role: Role;
@@ -71,6 +77,7 @@ export function renderMember(row: MemberRow): Member {
     organizationId: row.organizationId,
     userId: row.userId,
     email: row.email,
+    userName: row.userName,
     name: row.name,
     externalId: row.externalId,
     role: row.role as Role,
@@ -88,6 +95,7 @@ export function renderMember(row: MemberRow): Member {
 const MEMBER_CONFLICTS = {
   members_org_email_key: 'A member with this email already exists',
   members_org_external_id_key: 'A member with this externalId already exists',
+  members_org_user_name_key: 'A member with this userName already exists',
 };
 
 export interface InviteMembersInput {
@@ -99,6 +107,8 @@ export interface InviteMembersInput {
   /** Only with a single email: the provisioning source's id and the person's name. */
   externalId?: string | undefined;
   name?: string | undefined;
+  /** Only with a single email: the provisioning source's userName (unique per organization, case-insensitive). */
+  userName?: string | undefined;
   profile?: Record<string, unknown> | undefined;
   /** `skip` (default) passes over emails already present; `conflict` refuses them. */
   onExisting?: 'skip' | 'conflict';
@@ -123,12 +133,17 @@ export async function inviteMembers(
   input: InviteMembersInput,
 ): Promise<{ invited: Member[]; skipped: string[] }> {
   checkMemberManagement(caller, { targetRole: input.role, newRole: input.role, newPermissions: input.permissions });
-  const org = await lockOrganization(tx, organizationId);
+  // Shared: invites change nobody's rights nor the owners, and the seats are taken last, in one
+  // conditional UPDATE, so concurrent invites of one organization overlap until that statement.
+  const org = await lockOrganization(tx, organizationId, 'key share');
   if (input.role === 'custom') requireFeature(org.plan, 'customRoles');
   const emails = [...new Set(input.emails.map(normalizeEmail))];
   if (emails.length === 0) throw new InvalidInput('At least one email is required');
-  if ((input.externalId !== undefined || input.name !== undefined || input.profile !== undefined) && emails.length !== 1) {
-    throw new InvalidInput('externalId, name and profile go with a single email');
+  if (
+    (input.externalId !== undefined || input.name !== undefined || input.profile !== undefined || input.userName !== undefined) &&
+    emails.length !== 1
+  ) {
+    throw new InvalidInput('externalId, name, userName and profile go with a single email');
   }
   await requireOwnIds(tx, org.id, schema.groups, input.groups ?? [], 'group');
   await requireOwnIds(tx, org.id, schema.collections, (input.collections ?? []).map((c) => c.id), 'collection');
@@ -148,44 +163,63 @@ export async function inviteMembers(
         );
   if (present.size > 0 && input.onExisting === 'conflict') throw new Conflict(MEMBER_CONFLICTS.members_org_email_key);
   const fresh = emails.filter((e) => !present.has(e));
+  // Early refusal on the row read with the lock; `takeSeats` below decides.
   requireSeats(org, fresh.length);
   if (fresh.length === 0) return { invited: [], skipped: emails };
 
   const permissions = normalizePermissions(input.role, input.permissions);
-  const insert = tx.db
-    .insert(m)
-    .values(
-      fresh.map((email) => ({
-        organizationId: org.id,
-        id: newId(),
-        email,
-        name: input.name ?? null,
-        externalId: input.externalId ?? null,
-        profile: input.profile ?? null,
-        role: input.role,
-        permissions,
-        status: 'invited',
-        createdAt: tx.now,
-        updatedAt: tx.now,
-      })),
-    )
-    .returning();
-  const inserted = await translateConflicts(
-    () => (input.onExisting === 'conflict' ? insert : insert.onConflictDoNothing()),
-    MEMBER_CONFLICTS,
+  const rows = fresh.map(
+    (email): MemberInsert => ({
+      organizationId: org.id,
+      id: newId(),
+      email,
+      name: input.name ?? null,
+      userName: input.userName ?? null,
+      externalId: input.externalId ?? null,
+      profile: input.profile ?? null,
+      role: input.role,
+      permissions,
+      status: 'invited',
+      createdAt: tx.now,
+      updatedAt: tx.now,
+    }),
   );
+  const inserted = await translateConflicts(() => {
+    // A SCIM create (one person, refused if present) is the hot path: its insert is built once.
+    if (rows.length === 1 && input.onExisting === 'conflict') return insertOneMember(tx.db, rows[0]!);
+    const insert = tx.db.insert(m).values(rows).returning();
+    return input.onExisting === 'conflict' ? insert : insert.onConflictDoNothing();
+  }, MEMBER_CONFLICTS);
   // Independent writes of the new members, issued together (postgres.js pipelines them on the transaction's connection).
   await pipelined([
-    adjustSeats(tx, org, inserted.length),
     ...inserted.flatMap((row) => [
       input.groups?.length ? replaceMemberGroups(tx, org.id, row.id, input.groups) : undefined,
       input.collections?.length ? replaceMemberCollections(tx, org.id, row.id, input.collections) : undefined,
       sendMemberInvitation(tx, org, row, { fresh: true }),
       recordEvent(tx, { type: 'member.invited', actor: caller.actor, organizationId: org.id, memberId: row.id }),
     ]),
+    // Last (statements of a transaction run in the order issued): the organization row is the one
+    // every writer of the tenant queues on, held from this statement to commit.
+    takeSeats(tx, org.id, inserted.length),
   ]);
   const invitedEmails = new Set(inserted.map((r) => r.email));
   return { invited: inserted.map(renderMember), skipped: emails.filter((e) => !invitedEmails.has(e)) };
+}
+
+type MemberInsert = typeof schema.members.$inferInsert;
+const insertOneQueries = new Map<string, (db: Db, values: Record<string, unknown>) => Promise<MemberRow[]>>();
+
+/** Inserts one member with a query built once per set of columns given (`reusable`). */
+function insertOneMember(db: Db, row: MemberInsert): Promise<MemberRow[]> {
+  const columns = Object.keys(row);
+  const key = columns.join(',');
+  let query = insertOneQueries.get(key);
+  if (!query) {
+    const placeholders = Object.fromEntries(columns.map((c) => [c, sql.placeholder(c)])) as unknown as MemberInsert;
+    query = reusable(`insert_member_${insertOneQueries.size}`, (db) => db.insert(schema.members).values(placeholders).returning());
+    insertOneQueries.set(key, query);
+  }
+  return query(db, row as Record<string, unknown>);
 }
 
 async function sendMemberInvitation(
@@ -201,6 +235,19 @@ async function sendMemberInvitation(
   ]);
 }
 
+/**
+ * The lock a change of `member` needs: `update` when it is confirmed, since only confirmed members
+ * act (their rights are what a concurrent request rechecks) and count as owners; `key share` for
+ * the others (invited, accepted, revoked), whose changes touch neither.
+ */
+export const targetLock = (member: Pick<MemberRow, 'status'> | undefined): LockMode =>
+  member?.status === 'confirmed' ? 'update' : 'key share';
+
+/** The lock a change of the member `memberId` needs, read before locking (for `engine.run`). */
+export async function targetLockOf(db: Db, organizationId: string, memberId: string): Promise<LockMode> {
+  return targetLock(await loadMember(db, organizationId, memberId).catch(() => undefined));
+}
+
 /** Loads the target and applies the rules every change of another member shares. */
 async function loadTarget(
   tx: Tx,
@@ -209,8 +256,14 @@ async function loadTarget(
   memberId: string,
   change: { newRole?: Role | undefined; newPermissions?: Permissions | null | undefined } = {},
 ): Promise<{ org: OrganizationRow; member: MemberRow }> {
-  const org = await lockOrganization(tx, organizationId);
-  const member = await loadMember(tx.db, org.id, memberId);
+  // The member is read under the lock its status needs (`targetLock`); one confirmed meanwhile
+  // takes the stronger lock and is read again.
+  let member = await loadMember(tx.db, organizationId, memberId);
+  while (!holdsLock(tx, organizationId, targetLock(member))) {
+    await lockOrganization(tx, organizationId, targetLock(member));
+    member = await loadMember(tx.db, organizationId, memberId);
+  }
+  const org = await lockOrganization(tx, organizationId, targetLock(member));
   if (caller.memberId === member.id) throw new SelfActionRefused();
   checkMemberManagement(caller, { targetRole: member.role as Role, ...change });
   return { org, member };
@@ -273,8 +326,8 @@ export async function restoreMember(
   const status = (member.previousStatus ?? 'invited') as MemberStatus;
   if (member.userId && status !== 'invited') await requireSingleOrgAllows(tx, org.id, member.userId);
   const row = await setStatus(tx, member, { status, previousStatus: null });
-  await adjustSeats(tx, org, 1);
   await recordEvent(tx, { type: 'member.restored', actor: caller.actor, organizationId: org.id, memberId: row.id });
+  await takeSeats(tx, org.id, 1);
   return renderMember(row);
 }
 
@@ -314,6 +367,8 @@ export interface UpdateMemberInput {
   externalId?: string | null | undefined;
   /** A new email (lower-cased; unique in the organization). */
   email?: string | undefined;
+  /** A new userName (unique in the organization, case-insensitive); null makes the email stand for it. */
+  userName?: string | null | undefined;
   profile?: Record<string, unknown> | null | undefined;
 }
 
@@ -352,6 +407,7 @@ export async function updateMember(
           ...(input.name !== undefined ? { name: input.name } : {}),
           ...(input.externalId !== undefined ? { externalId: input.externalId } : {}),
           ...(input.email !== undefined ? { email: normalizeEmail(input.email) } : {}),
+          ...(input.userName !== undefined ? { userName: input.userName } : {}),
           ...(input.profile !== undefined ? { profile: input.profile } : {}),
           updatedAt: tx.now,
         })

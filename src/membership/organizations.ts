@@ -9,7 +9,7 @@ import { inTransaction, type EngineDeps, type Tx } from './context.js';
 import { OrganizationDisabled, OrganizationNotFound, ProviderDisabled } from './errors.js';
 import { recordEvent } from './events.js';
 import { isId, type MemberId, type OrganizationId, type ProviderUserId } from './ids.js';
-import type { OrganizationRow } from './organization-state.js';
+import { lockedOrganization, type OrganizationRow } from './organization-state.js';
 import type { OrganizationCaller, Permissions, Role } from './members.rules.js';
 import { renderOrganization, type Organization } from './providers.js';
 
@@ -46,7 +46,8 @@ export async function recheckOrganizationCaller(
   organizationId: OrganizationId,
   principal: Principal,
 ): Promise<OrganizationCaller> {
-  return findCaller(tx.db, await loadOrganizationRow(tx.db, organizationId), principal);
+  // The row read by the lock is as current as a new read would be: no second query.
+  return findCaller(tx.db, lockedOrganization(tx, organizationId) ?? (await loadOrganizationRow(tx.db, organizationId)), principal);
 }
 
 async function loadOrganizationRow(db: Db, organizationId: string): Promise<OrganizationRow> {

@@ -6,10 +6,10 @@
  * cannot touch owners, and one a custom manager issues grants only that manager's flags. The
  * rights are recorded when the key is issued; rotating the key records the rotator's.
  */
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { schema, type Db } from '../db/index.js';
 import type { Tx } from './context.js';
-import { OrganizationDisabled, PermissionDenied, Unauthenticated } from './errors.js';
+import { Conflict, OrganizationDisabled, PermissionDenied, Unauthenticated } from './errors.js';
 import { recordEvent } from './events.js';
 import { isId, type OrganizationId } from './ids.js';
 import {
@@ -22,6 +22,7 @@ import {
   type Role,
 } from './members.rules.js';
 import { lockOrganization } from './organization-state.js';
+import { reusable } from './prepared.js';
 import { generateSecret, hashSecret, secretMatches } from './secrets.js';
 
 export interface ScimStatus {
@@ -31,7 +32,16 @@ export interface ScimStatus {
 }
 
 /** Issues a new key (enabling SCIM if it was off); any earlier key stops working. */
-export async function issueScimKey(tx: Tx, organizationId: OrganizationId, caller: OrganizationCaller): Promise<string> {
+/**
+ * Enables SCIM (`enable`: refused with a Conflict when it is on already, so a second enable never
+ * silently replaces a working key) or rotates its key (`rotate`); the new key is returned once.
+ */
+export async function issueScimKey(
+  tx: Tx,
+  organizationId: OrganizationId,
+  caller: OrganizationCaller,
+  mode: 'enable' | 'rotate',
+): Promise<string> {
   requirePermission(caller, 'manageScim');
   // The key provisions people with the issuer's rights; without manageUsers it could do nothing.
   if (!holds(caller, 'manageUsers')) {
@@ -39,6 +49,13 @@ export async function issueScimKey(tx: Tx, organizationId: OrganizationId, calle
   }
   const org = await lockOrganization(tx, organizationId);
   requireFeature(org.plan, 'scim');
+  if (mode === 'enable') {
+    const [current] = await tx.db
+      .select({ enabled: schema.scimConfigs.enabled })
+      .from(schema.scimConfigs)
+      .where(eq(schema.scimConfigs.organizationId, org.id));
+    if (current?.enabled) throw new Conflict('SCIM is already on; rotate its key with POST …/scim/rotate');
+  }
   const token = generateSecret('scim');
   const issuer = {
     tokenHash: hashSecret(token),
@@ -77,15 +94,10 @@ export async function scimStatus(db: Db, organizationId: string): Promise<ScimSt
   };
 }
 
-/**
- * Checks a SCIM bearer key against the organization named in the path and answers the caller the
- * key acts as: the SCIM system actor with its issuer's rights. A key of another organization, a
- * rotated key or a disabled endpoint is simply not valid here.
- */
-export async function checkScimKey(db: Db, organizationId: string, token: string): Promise<OrganizationCaller> {
-  if (!isId(organizationId)) throw new Unauthenticated('The SCIM key is not valid for this organization');
+/** Every SCIM request runs this twice (before its transaction and, rechecking, inside it): built once. */
+const scimKeyQuery = reusable('check_scim_key', (db) => {
   const s = schema.scimConfigs;
-  const [row] = await db
+  return db
     .select({
       tokenHash: s.tokenHash,
       enabled: s.enabled,
@@ -96,7 +108,17 @@ export async function checkScimKey(db: Db, organizationId: string, token: string
     })
     .from(s)
     .innerJoin(schema.organizations, eq(schema.organizations.id, s.organizationId))
-    .where(eq(s.organizationId, organizationId));
+    .where(eq(s.organizationId, sql.placeholder('id')));
+});
+
+/**
+ * Checks a SCIM bearer key against the organization named in the path and answers the caller the
+ * key acts as: the SCIM system actor with its issuer's rights. A key of another organization, a
+ * rotated key or a disabled endpoint is simply not valid here.
+ */
+export async function checkScimKey(db: Db, organizationId: string, token: string): Promise<OrganizationCaller> {
+  if (!isId(organizationId)) throw new Unauthenticated('The SCIM key is not valid for this organization');
+  const [row] = await scimKeyQuery(db, { id: organizationId });
   if (!row || !row.enabled || !secretMatches(token, row.tokenHash)) {
     throw new Unauthenticated('The SCIM key is not valid for this organization');
   }

@@ -15,10 +15,24 @@ import { isStorableDate, isStorableText } from './storable.js';
 export type FilterOperator = 'eq' | 'ne' | 'co' | 'sw' | 'ew' | 'gt' | 'ge' | 'lt' | 'le' | 'pr';
 export type FilterValue = string | number | boolean | null;
 
-/** Member attributes a filter may name; `profile` paths reach the source-kept profile. */
+/** Sub-attributes of one of a member's addresses (SCIM `emails`, RFC 7643 §4.1.2). */
+export type EmailAttribute = 'value' | 'type' | 'primary' | 'display';
+
+/**
+ * Member attributes a filter may name; `profile` paths reach the source-kept profile. `userName`
+ * is the provisioning userName, or the email where none was given. `{ emails: f }` holds when one
+ * of the member's addresses satisfies `f` (a value path, RFC 7644 §3.4.2.2: every comparison of
+ * `f` on the same address); a member without stored addresses has one, its email, of type work
+ * and primary. Its operator is `pr`. `displayName` and `formattedName` (SCIM `name.formatted`)
+ * are the profile's, or the member's name where the profile holds no name.
+ */
 export type MemberAttribute =
   | 'id'
   | 'email'
+  | 'userName'
+  | 'displayName'
+  | 'formattedName'
+  | { emails: Filter<EmailAttribute> }
   | 'externalId'
   | 'active'
   | 'createdAt'
@@ -126,7 +140,49 @@ function compileTree<A>(filter: Filter<A>, leaf: (attribute: A, op: FilterOperat
 const m = schema.members;
 const g = schema.groups;
 
+/**
+ * The member's addresses as a jsonb array: the stored SCIM `emails`, or else its email as the one
+ * work and primary address. `members_scim_emails_idx` indexes the lower-cased stored ones.
+ */
+const memberEmails = sql`(case when jsonb_typeof(${m.profile} -> 'emails') = 'array' and jsonb_array_length(${m.profile} -> 'emails') > 0
+  then ${m.profile} -> 'emails'
+  else jsonb_build_array(jsonb_build_object('value', ${m.email}, 'type', 'work', 'primary', true)) end)`;
+
+/** One address of `memberEmails`, named `scim_email` in the subquery below. */
+function emailLeaf(attribute: EmailAttribute, op: FilterOperator, value: FilterValue | undefined): SQL {
+  if (attribute === 'primary') {
+    const primary = sql`coalesce((scim_email ->> 'primary') = 'true', false)`;
+    if (op === 'pr') return primary;
+    if (op !== 'eq' && op !== 'ne') throw new FilterInvalid(`${op} does not apply to primary`);
+    return asBoolean(value) === (op === 'eq') ? primary : not(primary);
+  }
+  return compareText(sql`(scim_email ->> ${attribute})`, op, value, false);
+}
+
+/** The address values an email filter requires equal (its `value eq` terms joined by and), lower-cased. */
+function requiredAddresses(filter: Filter<EmailAttribute>): string[] {
+  if ('and' in filter) return filter.and.flatMap(requiredAddresses);
+  if ('attribute' in filter && filter.attribute === 'value' && filter.op === 'eq' && typeof filter.value === 'string') {
+    return [filter.value.toLowerCase()];
+  }
+  return [];
+}
+
+function emailsPredicate(filter: Filter<EmailAttribute>): SQL {
+  const some = sql`exists (select 1 from jsonb_array_elements(${memberEmails}) as scim_email where ${compileTree(filter, emailLeaf)})`;
+  const [address] = requiredAddresses(filter);
+  if (address === undefined || !isStorableText(address)) return some;
+  // The lookup IdPs make (`emails[type eq "work"].value eq "x"`): a condition the indexes answer
+  // (members_org_email_key, members_scim_emails_idx) that every match meets, before the exact test.
+  const indexed = sql`(lower(${m.email}) = ${address} or lower((${m.profile} -> 'emails')::text)::jsonb @> ${JSON.stringify([{ value: address }])}::jsonb)`;
+  return and(indexed, some)!;
+}
+
 function memberLeaf(attribute: MemberAttribute, op: FilterOperator, value: FilterValue | undefined): SQL {
+  if (typeof attribute === 'object' && 'emails' in attribute) {
+    if (op !== 'pr') throw new FilterInvalid('An emails filter takes pr');
+    return emailsPredicate(attribute.emails);
+  }
   if (typeof attribute === 'object') {
     const path = `{${attribute.profile.map((p) => p.replace(/[{},"\\]/g, '')).join(',')}}`;
     return compareText(sql`(${m.profile} #>> ${path})`, op, value, false);
@@ -137,6 +193,19 @@ function memberLeaf(attribute: MemberAttribute, op: FilterOperator, value: Filte
     case 'email':
       // Matches the expression of the unique index members_org_email_key, so `eq` is an index lookup.
       return compareText(sql`${m.email}`, op, value, false);
+    case 'userName':
+      // The expression of the unique index members_org_user_name_key.
+      return compareText(sql`coalesce(${m.userName}, ${m.email})`, op, value, false);
+    // A member whose profile holds no name shows its name as both (src/scim/resources.ts, userDefaults).
+    case 'displayName':
+      return compareText(sql`coalesce(${m.profile} ->> 'displayName', case when ${m.profile} ? 'name' then null else ${m.name} end)`, op, value, false);
+    case 'formattedName':
+      return compareText(
+        sql`coalesce(${m.profile} #>> '{name,formatted}', case when ${m.profile} ? 'name' or ${m.profile} ? 'displayName' then null else ${m.name} end)`,
+        op,
+        value,
+        false,
+      );
     case 'externalId':
       return compareText(sql`${m.externalId}`, op, value, true);
     case 'active': {

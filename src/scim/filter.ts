@@ -2,13 +2,14 @@
  * SCIM filter text → the engine's `Filter` data, by a small recursive-descent parser over the
  * RFC 7644 §3.4.2.2 grammar: `or` binds looser than `and`, `not` negates a parenthesised filter,
  * and value paths (`emails[type eq "work"]`, and Entra's `emails[type eq "work"].value eq "x"`)
- * become conjunctions on sub-attributes. Attribute paths are mapped onto engine attributes;
+ * become one test on a single value of the attribute (for `emails`, one of the member's addresses:
+ * the engine's `{ emails: … }`). Attribute paths are mapped onto engine attributes;
  * unknown attributes, operators and bad syntax are `invalidFilter`.
  *
  * Not scimmy's `Filter`: 1.3.5 drops `and not (…)` after a group (`(a or b) and not (c)` reads as
  * `a or b`), pushes `not` into `(a or b)` without De Morgan, and cannot read `not (not (…))`.
  */
-import type { Filter, FilterOperator, FilterValue, GroupAttribute, MemberAttribute } from '../membership/index.js';
+import type { EmailAttribute, Filter, FilterOperator, FilterValue, GroupAttribute, MemberAttribute } from '../membership/index.js';
 import { ScimError } from './errors.js';
 import { CORE_GROUP, CORE_USER, ENTERPRISE_USER } from './schemas.js';
 
@@ -16,9 +17,6 @@ const OPERATORS = new Set<FilterOperator>(['eq', 'ne', 'co', 'sw', 'ew', 'gt', '
 
 /** A parsed attribute path (lower-cased), e.g. ['emails', 'value'] or ['name', 'givenName']. */
 type Resolver<A> = (path: string[]) => A | undefined;
-
-/** Marks an `emails` type comparison until typeTermsAlwaysTrue replaces it. */
-const EMAIL_TYPE = '\u0000emailType';
 
 const invalid = (message: string) => new ScimError(400, 'invalidFilter', message);
 
@@ -66,8 +64,17 @@ function tokenize(text: string): Token[] {
   }
 }
 
-/** Parses `text` into the engine's filter over the attributes `resolve` knows. */
-function parse<A>(text: string, resolve: Resolver<A>, stripUrns: string[]): Filter<A> {
+/**
+ * Parses `text` into the engine's filter over the attributes `resolve` knows. `valuePath`, when
+ * given, turns the filter of a value path (`emails[type eq "work"].value eq "x"`, its trailing
+ * comparison included) into one that tests a single value of the attribute.
+ */
+function parse<A>(
+  text: string,
+  resolve: Resolver<A>,
+  stripUrns: string[],
+  valuePath: (path: string[], inner: Filter<A>) => Filter<A> = (_path, inner) => inner,
+): Filter<A> {
   if (text.length > MAX_FILTER_LENGTH) throw invalid(`A filter is at most ${MAX_FILTER_LENGTH} characters`);
   const tokens = tokenize(text);
   let position = 0;
@@ -132,9 +139,9 @@ function parse<A>(text: string, resolve: Resolver<A>, stripUrns: string[]): Filt
       const next = peek();
       if (next?.kind === 'word' && next.text.startsWith('.')) {
         position += 1;
-        return { and: [inner, comparisonAfter([...path, ...next.text.slice(1).split('.')])] };
+        return valuePath(path, { and: [inner, comparisonAfter([...path, ...next.text.slice(1).split('.')])] });
       }
-      return inner;
+      return valuePath(path, inner);
     }
     return comparisonAfter(path);
   };
@@ -186,7 +193,6 @@ function comparison<A>(path: string[], operator: FilterOperator, value: FilterVa
 
 /** Profile paths a user filter may name, compared case-insensitively. */
 const USER_PROFILE_PATHS: Record<string, string[]> = {
-  displayname: ['displayName'],
   nickname: ['nickName'],
   title: ['title'],
   usertype: ['userType'],
@@ -195,13 +201,17 @@ const USER_PROFILE_PATHS: Record<string, string[]> = {
   timezone: ['timezone'],
   'name.givenname': ['name', 'givenName'],
   'name.familyname': ['name', 'familyName'],
-  'name.formatted': ['name', 'formatted'],
   'name.middlename': ['name', 'middleName'],
 };
 
 const ENTERPRISE_PATHS = ['employeeNumber', 'costCenter', 'organization', 'division', 'department'];
 
-function resolveUser(path: string[]): MemberAttribute | undefined {
+/** What a user filter names: a member attribute, or a sub-attribute of one of the member's addresses. */
+type UserTerm = MemberAttribute | { email: EmailAttribute };
+
+const EMAIL_SUB_ATTRIBUTES: Record<string, EmailAttribute> = { value: 'value', type: 'type', primary: 'primary', display: 'display' };
+
+function resolveUser(path: string[]): UserTerm | undefined {
   let rest = path;
   if (rest[0] === CORE_USER.toLowerCase()) rest = rest.slice(1);
   if (rest[0] === ENTERPRISE_USER.toLowerCase()) {
@@ -214,7 +224,11 @@ function resolveUser(path: string[]): MemberAttribute | undefined {
     case 'id':
       return 'id';
     case 'username':
-      return 'email';
+      return 'userName';
+    case 'displayname':
+      return 'displayName';
+    case 'name.formatted':
+      return 'formattedName';
     case 'externalid':
       return 'externalId';
     case 'active':
@@ -223,13 +237,14 @@ function resolveUser(path: string[]): MemberAttribute | undefined {
       return 'createdAt';
     case 'meta.lastmodified':
       return 'updatedAt';
-    // Portico keeps one address per member: its email, the userName.
+    // RFC 7644 §3.4.2.2: a multi-valued attribute named without a sub-attribute compares its `value`.
     case 'emails':
-    case 'emails.value':
-      return 'email';
+      return { email: 'value' };
   }
-  // A value filter on emails (emails[type eq "work"].value) narrows to the member's one address.
-  if (rest[0] === 'emails' && rest[1] === 'type') return { profile: [EMAIL_TYPE] };
+  if (rest[0] === 'emails' && rest.length === 2) {
+    const sub = EMAIL_SUB_ATTRIBUTES[rest[1]!];
+    return sub ? { email: sub } : undefined;
+  }
   const profile = USER_PROFILE_PATHS[key];
   return profile ? { profile } : undefined;
 }
@@ -255,21 +270,42 @@ function resolveGroup(path: string[]): GroupAttribute | undefined {
   return undefined;
 }
 
-/**
- * `emails[type eq "work"]` narrows a multi-valued attribute Portico holds one value of: a
- * comparison on the type is always true, so `emails[type eq "work"].value eq x` matches by email
- * and `not (emails[type eq "home"])` matches nobody.
- */
-function typeTermsAlwaysTrue(filter: Filter<MemberAttribute>): Filter<MemberAttribute> {
+const isEmailTerm = (attribute: UserTerm): attribute is { email: EmailAttribute } => typeof attribute === 'object' && 'email' in attribute;
+
+/** The comparisons of a value path on `emails`, all on one address, as that address's filter. */
+function emailFilter(filter: Filter<UserTerm>): Filter<EmailAttribute> {
   if ('always' in filter) return filter;
-  if ('and' in filter) return { and: filter.and.map(typeTermsAlwaysTrue) };
-  if ('or' in filter) return { or: filter.or.map(typeTermsAlwaysTrue) };
-  if ('not' in filter) return { not: typeTermsAlwaysTrue(filter.not) };
-  return typeof filter.attribute === 'object' && filter.attribute.profile[0] === EMAIL_TYPE ? { always: true } : filter;
+  if ('and' in filter) return { and: filter.and.map(emailFilter) };
+  if ('or' in filter) return { or: filter.or.map(emailFilter) };
+  if ('not' in filter) return { not: emailFilter(filter.not) };
+  if (!isEmailTerm(filter.attribute)) throw invalid('A value filter on emails compares its sub-attributes');
+  return { ...filter, attribute: filter.attribute.email };
+}
+
+/**
+ * `emails[type eq "work"].value eq "x"` asks for one address that is of type work and is x
+ * (RFC 7644 §3.4.2.2); a bare `emails.value eq "x"` or `emails.type eq "work"` for any address
+ * that satisfies the one comparison.
+ */
+function userValuePath(path: string[], inner: Filter<UserTerm>): Filter<UserTerm> {
+  const lower = path.map((p) => p.toLowerCase());
+  const attribute = lower[0] === CORE_USER.toLowerCase() ? lower.slice(1) : lower;
+  if (attribute.length === 1 && attribute[0] === 'emails') return { attribute: { emails: emailFilter(inner) }, op: 'pr' };
+  return inner;
+}
+
+function toMemberFilter(filter: Filter<UserTerm>): Filter<MemberAttribute> {
+  if ('always' in filter) return filter;
+  if ('and' in filter) return { and: filter.and.map(toMemberFilter) };
+  if ('or' in filter) return { or: filter.or.map(toMemberFilter) };
+  if ('not' in filter) return { not: toMemberFilter(filter.not) };
+  const { attribute } = filter;
+  if (!isEmailTerm(attribute)) return { ...filter, attribute };
+  return { attribute: { emails: { ...filter, attribute: attribute.email } }, op: 'pr' };
 }
 
 export function parseUserFilter(text: string): Filter<MemberAttribute> {
-  return typeTermsAlwaysTrue(parse(text, resolveUser, [CORE_USER, ENTERPRISE_USER]));
+  return toMemberFilter(parse(text, resolveUser, [CORE_USER, ENTERPRISE_USER], userValuePath));
 }
 
 export function parseGroupFilter(text: string): Filter<GroupAttribute> {

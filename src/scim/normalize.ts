@@ -5,7 +5,7 @@
 import { isStorableText } from '../membership/index.js';
 import { ScimError } from './errors.js';
 import { parsePatchPath, type PatchPath } from './path.js';
-import { CORE_GROUP, CORE_USER, ENTERPRISE_USER, GROUP_ATTRIBUTES, USER_ATTRIBUTES } from './schemas.js';
+import { CORE_GROUP, CORE_USER, ENTERPRISE_USER, GROUP_ATTRIBUTES, PATCH_OP, USER_ATTRIBUTES } from './schemas.js';
 
 type Json = Record<string, unknown>;
 
@@ -49,6 +49,23 @@ function clean(value: unknown, key = ''): unknown {
  */
 export function normalizeResource(kind: 'User' | 'Group', body: unknown): Json {
   if (!isObject(body)) throw new ScimError(400, 'invalidSyntax', `The request body must be a ${kind} object`);
+  requireCoreSchema(kind, body.schemas);
+  return normalizeAttributes(kind, body);
+}
+
+/**
+ * RFC 7644 §3.3, §3.5.1: a resource body's `schemas` names its core schema. OneLogin's legacy
+ * core URNs count (idp-behaviour.md, OneLogin); URNs compare case-insensitively.
+ */
+function requireCoreSchema(kind: 'User' | 'Group', schemas: unknown): void {
+  const core = (kind === 'User' ? CORE_USER : CORE_GROUP).toLowerCase();
+  const names = Array.isArray(schemas) ? schemas.filter((s): s is string => typeof s === 'string').map((s) => s.toLowerCase()) : [];
+  if (!names.some((name) => name === core || LEGACY_URNS[name] === 'core')) {
+    throw new ScimError(400, 'invalidSyntax', `schemas must list ${kind === 'User' ? CORE_USER : CORE_GROUP}`);
+  }
+}
+
+function normalizeAttributes(kind: 'User' | 'Group', body: Json): Json {
   const core = kind === 'User' ? CORE_USER : CORE_GROUP;
   const known = kind === 'User' ? USER_ATTRIBUTES : GROUP_ATTRIBUTES;
   const out: Json = {};
@@ -57,7 +74,7 @@ export function normalizeResource(kind: 'User' | 'Group', body: unknown): Json {
     if (IGNORED.has(key)) continue;
     if (LEGACY_URNS[key] === 'core' || key === core) {
       // A core-URN-wrapped body: lift its attributes to the top.
-      if (isObject(rawValue)) Object.assign(out, normalizeResource(kind, rawValue));
+      if (isObject(rawValue)) Object.assign(out, normalizeAttributes(kind, rawValue));
       continue;
     }
     if (key.startsWith('urn:')) {
@@ -108,7 +125,14 @@ export interface PatchOperation {
  * every attribute name of a no-path value, is read by `parsePatchPath`.
  */
 export function normalizePatch(body: unknown): PatchOperation[] {
-  if (!isObject(body) || !Array.isArray(body.Operations) && !Array.isArray(body.operations)) {
+  if (!isObject(body)) throw new ScimError(400, 'invalidSyntax', 'A PatchOp body must be an object');
+  // RFC 7644 §3.5.2: "The body of each request MUST contain the "schemas" attribute with the URI
+  // value of PATCH_OP". Anything else is not a PatchOp, and is refused before it changes anything.
+  const { schemas } = body;
+  if (!Array.isArray(schemas) || schemas.length !== 1 || typeof schemas[0] !== 'string' || schemas[0].toLowerCase() !== PATCH_OP.toLowerCase()) {
+    throw new ScimError(400, 'invalidSyntax', `A PatchOp body's schemas must be exactly ["${PATCH_OP}"]`);
+  }
+  if (!Array.isArray(body.Operations) && !Array.isArray(body.operations)) {
     throw new ScimError(400, 'invalidSyntax', 'A PatchOp body needs an Operations array');
   }
   const operations = (body.Operations ?? body.operations) as unknown[];

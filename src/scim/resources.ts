@@ -27,11 +27,18 @@ function coerce(schema: typeof UserSchema | typeof GroupSchema, doc: Json): Json
 }
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const isAddress = (text: string) => EMAIL.test(text) && text.length <= 254;
+
+/** Long enough for any UPN or login name an IdP sends (Entra's UPN is at most 113 characters). */
+const MAX_USER_NAME_LENGTH = 256;
 
 // ---- users ------------------------------------------------------------------------------------
 
 interface UserFields {
-  email: string;
+  /** The SCIM userName as sent (trimmed): any non-empty string, unique per organization. */
+  userName: string;
+  /** The address `emails` names (primary, else work, else the first), lower-cased; undefined without emails. */
+  emailsAddress: string | undefined;
   externalId: string | null;
   name: string | null;
   active: boolean | undefined;
@@ -39,25 +46,75 @@ interface UserFields {
   profile: Json;
 }
 
-/** Reads a coerced User document into member fields. Portico's member email is the userName. */
+/**
+ * Reads a coerced User document into member fields. `userName` and the member's email are two
+ * things (Entra sends the UPN as userName and the mailbox in `emails`; others send `jsmith`): the
+ * email Portico invites and matches people by comes from `emails`, or else from a userName that
+ * is an address (see `addressOf`).
+ */
 function readUser(doc: Json): UserFields {
-  const userName = String(doc.userName ?? '').trim();
-  if (!EMAIL.test(userName) || userName.length > 254) {
-    throw new ScimError(400, 'invalidValue', 'userName must be an email address: it is the member email in Portico');
+  const userName = typeof doc.userName === 'string' ? doc.userName.trim() : '';
+  if (userName === '' || userName.length > MAX_USER_NAME_LENGTH) {
+    throw new ScimError(400, 'invalidValue', `userName is required: a non-empty string of at most ${MAX_USER_NAME_LENGTH} characters`);
   }
-  const { schemas: _schemas, id: _id, externalId, active, ...profile } = doc;
+  const { schemas: _schemas, id: _id, userName: _userName, externalId, active, ...profile } = doc;
   const name = profile.name as { formatted?: string; givenName?: string; familyName?: string } | undefined;
   const display =
     (profile.displayName as string | undefined) ??
     name?.formatted ??
     ([name?.givenName, name?.familyName].filter(Boolean).join(' ') || undefined);
   return {
-    email: userName.toLowerCase(),
+    userName,
+    emailsAddress: addressOfEmails(profile.emails),
     externalId: typeof externalId === 'string' && externalId !== '' ? externalId : null,
     name: display ?? null,
     active: typeof active === 'boolean' ? active : undefined,
     profile,
   };
+}
+
+/** The address of `emails` Portico mails: the primary one, else the first of type work, else the first (RFC 7643 §4.1.2). */
+function addressOfEmails(emails: unknown): string | undefined {
+  if (!Array.isArray(emails) || emails.length === 0) return undefined;
+  const list = emails as { value?: unknown; type?: unknown; primary?: unknown }[];
+  const chosen =
+    list.find((e) => e.primary === true) ?? list.find((e) => typeof e.type === 'string' && e.type.toLowerCase() === 'work') ?? list[0]!;
+  const value = typeof chosen.value === 'string' ? chosen.value.trim() : '';
+  if (!isAddress(value)) throw new ScimError(400, 'invalidValue', 'The primary (else work, else first) value of emails must be an email address');
+  return value.toLowerCase();
+}
+
+/**
+ * The member's email for a User document: from `emails`; without them, an existing member keeps
+ * its email (changing userName alone never moves the mailbox) and a new one takes a userName
+ * that is an address. Neither is refused, saying what to send.
+ */
+function addressOf(fields: UserFields, current: Member | undefined): string {
+  if (fields.emailsAddress !== undefined) return fields.emailsAddress;
+  if (current) return current.email;
+  if (isAddress(fields.userName)) return fields.userName.toLowerCase();
+  throw new ScimError(
+    400,
+    'invalidValue',
+    'A user needs an email address: send emails [{"value": "<address>", "type": "work", "primary": true}], or a userName that is an email address',
+  );
+}
+
+/**
+ * What a member shows that it never stored: a member invited through the API or by directory
+ * sync (or created through SCIM without `emails`) shows its email as its one work and primary
+ * address, and its name as displayName and name.formatted when the profile has no name; so an
+ * IdP's first import (Okta reads `name` and `emails[0]`) sees every member whole.
+ */
+function userDefaults(member: Member): Json {
+  const profile = (member.profile ?? {}) as Json;
+  const defaults: Json = {};
+  if (!Array.isArray(profile.emails) || profile.emails.length === 0) defaults.emails = [{ value: member.email, type: 'work', primary: true }];
+  if (member.name && profile.displayName === undefined && profile.name === undefined) {
+    defaults.displayName = member.name;
+    defaults.name = { formatted: member.name };
+  }
+  return defaults;
 }
 
 export function renderUser(member: Member, groups: { id: string; name: string }[], baseUrl: string): Json {
@@ -66,8 +123,9 @@ export function renderUser(member: Member, groups: { id: string; name: string }[
     schemas: profile[ENTERPRISE_USER] ? [CORE_USER, ENTERPRISE_USER] : [CORE_USER],
     id: member.id,
     ...(member.externalId ? { externalId: member.externalId } : {}),
+    ...userDefaults(member),
     ...profile,
-    userName: (profile.userName as string | undefined) ?? member.email,
+    userName: member.userName ?? member.email,
     active: member.status !== 'revoked',
     groups: groups.map((g) => ({ value: g.id, display: g.name, $ref: `${baseUrl}/Groups/${g.id}` })),
     meta: {
@@ -90,9 +148,11 @@ export async function loadUser(org: OrganizationHandle, id: string, baseUrl: str
 /** POST /Users: an invited member with role user and the invitation mail; `active:false` revokes it. */
 export async function createUser(org: OrganizationHandle, body: unknown, baseUrl: string): Promise<Json> {
   const fields = readUser(coerce(UserSchema, normalizeResource('User', body)));
+  const email = addressOf(fields, undefined);
   await checkManager(org, fields.profile, undefined);
   const { invited } = await org.inviteMembers({
-    emails: [fields.email],
+    emails: [email],
+    userName: fields.userName,
     role: 'user',
     externalId: fields.externalId ?? undefined,
     name: fields.name ?? undefined,
@@ -129,13 +189,23 @@ async function checkManager(org: OrganizationHandle, profile: Json, current: Jso
 /** Brings a member to the state of a User document: attributes first, then revoke or restore. */
 async function applyUser(org: OrganizationHandle, current: Member, fields: UserFields, baseUrl: string): Promise<Json> {
   await checkManager(org, fields.profile, current.profile);
+  // Attributes the member shows without having stored them stay unstored while they are as shown.
+  const profile = { ...fields.profile };
+  for (const [key, shown] of Object.entries(userDefaults(current))) {
+    if (isDeepStrictEqual(profile[key], shown)) delete profile[key];
+  }
   const changes: Parameters<OrganizationHandle['updateMember']>[1] = {};
-  if (fields.email !== current.email) changes.email = fields.email;
+  const email = addressOf(fields, current);
+  if (email !== current.email) changes.email = email;
+  // A member without a userName of its own shows its email: when the mailbox moves, the userName stays.
+  if (fields.userName !== (current.userName ?? current.email) || (changes.email !== undefined && current.userName === null)) {
+    changes.userName = fields.userName;
+  }
   if (fields.externalId !== current.externalId) changes.externalId = fields.externalId;
   if (fields.name !== current.name) changes.name = fields.name;
   // Not JSON.stringify: jsonb hands the stored profile back in its own key order, so an unchanged
   // profile would count as a change (a member.updated event and a new lastModified on every PATCH).
-  if (!isDeepStrictEqual(fields.profile, current.profile ?? {})) changes.profile = fields.profile;
+  if (!isDeepStrictEqual(profile, current.profile ?? {})) changes.profile = profile;
   if (Object.keys(changes).length > 0) await org.updateMember(current.id, changes);
   if (fields.active === true && current.status === 'revoked') await org.restoreMember(current.id);
   if (fields.active === false && current.status !== 'revoked') await org.revokeMember(current.id);

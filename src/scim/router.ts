@@ -325,23 +325,27 @@ function wants(query: ListQuery, attribute: string): boolean {
 }
 
 /**
- * `attributes` / `excludedAttributes` (RFC 7644 §3.9): `id` and `schemas` are always returned;
- * sub-attributes (`name.givenName`) and extension attributes by full URN are understood.
+ * `attributes` / `excludedAttributes` (RFC 7644 §3.9, §3.10): `id` and `schemas` are always
+ * returned; sub-attributes (`name.givenName`) and extension attributes by full URN are understood,
+ * and so are sub-attributes of multi-valued attributes (`attributes=emails.value`,
+ * `excludedAttributes=emails.type`), which apply to each value.
  */
 function project(doc: Json, query: ListQuery, core: string): Json {
   if (query.attributes.length > 0) {
-    const out: Json = { schemas: doc.schemas, id: doc.id };
+    // Each top-level attribute asked for, whole (null) or by the sub-attributes named.
+    const asked = new Map<string, Set<string> | null>();
     for (const requested of query.attributes.map((n) => attributeName(n, core))) {
       const [top, sub] = splitAttribute(requested);
       const key = Object.keys(doc).find((k) => k.toLowerCase() === top);
       if (!key) continue;
-      if (sub === undefined) {
-        out[key] = doc[key];
-      } else if (doc[key] && typeof doc[key] === 'object' && !Array.isArray(doc[key])) {
-        const source = doc[key] as Json;
-        const subKey = Object.keys(source).find((k) => k.toLowerCase() === sub);
-        if (subKey) out[key] = { ...((out[key] as Json | undefined) ?? {}), [subKey]: source[subKey] };
-      }
+      const subs = asked.get(key);
+      if (sub === undefined || subs === null) asked.set(key, null);
+      else asked.set(key, new Set([...(subs ?? []), sub]));
+    }
+    const out: Json = { schemas: doc.schemas, id: doc.id };
+    for (const [key, subs] of asked) {
+      const value = subs === null ? doc[key] : withSubAttributes(doc[key], (k) => subs.has(k.toLowerCase()));
+      if (value !== undefined) out[key] = value;
     }
     return out;
   }
@@ -352,16 +356,34 @@ function project(doc: Json, query: ListQuery, core: string): Json {
       const key = Object.keys(out).find((k) => k.toLowerCase() === top);
       if (!key || key === 'id' || key === 'schemas') continue;
       if (sub === undefined) delete out[key];
-      else if (out[key] && typeof out[key] === 'object' && !Array.isArray(out[key])) {
-        const copy = { ...(out[key] as Json) };
-        const subKey = Object.keys(copy).find((k) => k.toLowerCase() === sub);
-        if (subKey) delete copy[subKey];
-        out[key] = copy;
+      else if (typeof out[key] === 'object' && out[key] !== null) {
+        const value = withSubAttributes(out[key], (k) => k.toLowerCase() !== sub);
+        if (value === undefined) delete out[key];
+        else out[key] = value;
       }
     }
     return out;
   }
   return doc;
+}
+
+const isJsonObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A complex attribute, or each value of a multi-valued one, with only the sub-attributes `keep`
+ * accepts; values left empty are dropped, and so is an attribute left with nothing (undefined).
+ */
+function withSubAttributes(value: unknown, keep: (key: string) => boolean): unknown {
+  const pick = (v: Json): Json | undefined => {
+    const picked = Object.fromEntries(Object.entries(v).filter(([k]) => keep(k)));
+    return Object.keys(picked).length > 0 ? picked : undefined;
+  };
+  if (isJsonObject(value)) return pick(value);
+  if (Array.isArray(value)) {
+    const values = value.flatMap((v) => (isJsonObject(v) ? (pick(v) ?? []) : []));
+    return values.length > 0 ? values : undefined;
+  }
+  return undefined;
 }
 
 /** Splits `urn:…:User:manager` or `name.givenName` into its top-level key and sub-attribute. */

@@ -125,7 +125,7 @@ describeEachDriver('events', (driver) => {
       const asOlivia = { userId: owner.person!.userId };
       const byOwner = await w.engine.organization(org.id, owner.person!.principal);
       const byProvider = await w.engine.organization(org.id, admin.principal);
-      const byScim = await w.engine.organizationByScimKey(org.id, await byProvider.issueScimKey());
+      const byScim = await w.engine.organizationByScimKey(org.id, await byProvider.issueScimKey('enable'));
       const group = await byOwner.createGroup({ name: 'Team' });
 
       let daveId = '';

@@ -115,8 +115,8 @@ describeEachDriver('SCIM with Entra ID', (driver) => {
       meta: { ...created.meta, lastModified: s.t.clock.now.toISOString() },
     });
     expect(expectScim(await org.get(`/Users/${id}`), 200)).toEqual(patched);
-    // The work email is a profile attribute: the member's email is the userName, unchanged.
-    expect((await restMember(s.t, org, id)).body).toMatchObject({ email: userName.toLowerCase(), externalId, status: 'invited' });
+    // The work mailbox is the member's email: it moves with it, while the userName stays.
+    expect((await restMember(s.t, org, id)).body).toMatchObject({ email: workEmail, userName, externalId, status: 'invited' });
   });
 
   it('takes the manager as a bare string id, and a later Add of another manager replaces it', async () => {

@@ -7,6 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { beforeAll, beforeEach, expect, it } from 'vitest';
 import { describeEachDriver } from '../support/db.js';
 import {
+  CORE_GROUP,
   CORE_USER,
   expectCreated,
   expectScim,
@@ -28,9 +29,9 @@ describeEachDriver('SCIM bad input', (driver) => {
 
   beforeAll(async () => {
     org = await s.organization();
-    const created = expectCreated(await org.post('/Users', { userName: uniqueEmail('victim'), title: 'Original' }), org, 'User');
+    const created = expectCreated(await org.post('/Users', { schemas: [CORE_USER], userName: uniqueEmail('victim'), title: 'Original' }), org, 'User');
     user = { id: created.id, userName: created.userName };
-    groupId = expectCreated(await org.post('/Groups', { displayName: `Victims ${guid()}`, members: [{ value: user.id }] }), org, 'Group').id;
+    groupId = expectCreated(await org.post('/Groups', { schemas: [CORE_GROUP], displayName: `Victims ${guid()}`, members: [{ value: user.id }] }), org, 'Group').id;
   });
   beforeEach(async () => {
     before = await snapshot(s.t, org.oid);
@@ -65,18 +66,18 @@ describeEachDriver('SCIM bad input', (driver) => {
       ['POST', '/Groups', { displayName: `Missing ${guid()}`, members: [{ display: 'no value' }] }],
     ];
     for (const [method, path, body] of bodies) {
-      const res = await org.request(method, path, { body });
+      const res = await org.request(method, path, { body: { schemas: [path.startsWith('/Users') ? CORE_USER : CORE_GROUP], ...(body as object) } });
       expectScimError(res, 400, 'invalidValue');
     }
     await unchanged();
   });
 
   it('answers an unknown attribute with 400 invalidSyntax naming it, changing nothing', async () => {
-    const created = await org.post('/Users', { userName: uniqueEmail(), favouriteColour: 'teal' });
+    const created = await org.post('/Users', { schemas: [CORE_USER], userName: uniqueEmail(), favouriteColour: 'teal' });
     expectScimError(created, 400, 'invalidSyntax');
     expect(created.body.detail).toContain('favouriteColour');
-    expectScimError(await org.put(`/Users/${user.id}`, { userName: user.userName, favouriteColour: 'teal' }), 400, 'invalidSyntax');
-    expectScimError(await org.post('/Groups', { displayName: `G ${guid()}`, colour: 'teal' }), 400, 'invalidSyntax');
+    expectScimError(await org.put(`/Users/${user.id}`, { schemas: [CORE_USER], userName: user.userName, favouriteColour: 'teal' }), 400, 'invalidSyntax');
+    expectScimError(await org.post('/Groups', { schemas: [CORE_GROUP], displayName: `G ${guid()}`, colour: 'teal' }), 400, 'invalidSyntax');
     expectScimError(await org.patch(`/Users/${user.id}`, patchOp({ op: 'replace', path: 'favouriteColour', value: 'teal' })), 400, 'invalidPath');
     expectScimError(await org.patch(`/Groups/${groupId}`, patchOp({ op: 'replace', path: 'colour', value: 'teal' })), 400, 'invalidPath');
     await unchanged();

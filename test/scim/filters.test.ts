@@ -7,6 +7,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { describeEachDriver } from '../support/db.js';
 import {
+  CORE_GROUP,
   CORE_USER,
   expectCreated,
   expectListResponse,
@@ -38,14 +39,14 @@ describeEachDriver('SCIM filters, paging and projection', (driver) => {
         dave: { userName: 'dave@sample.test' },
       };
       for (const [key, user] of Object.entries(users)) {
-        const body = expectCreated(await org.post('/Users', user), org, 'User');
+        const body = expectCreated(await org.post('/Users', { schemas: [CORE_USER], ...user }), org, 'User');
         ids[key as keyof typeof ids] = body.id;
         created[key] = body.meta.created;
         s.t.clock.advance(MINUTE);
       }
-      const eng = expectCreated(await org.post('/Groups', { displayName: 'Engineering', externalId: 'G-ENG', members: [{ value: ids.alice }, { value: ids.bob }] }), org, 'Group');
+      const eng = expectCreated(await org.post('/Groups', { schemas: [CORE_GROUP], displayName: 'Engineering', externalId: 'G-ENG', members: [{ value: ids.alice }, { value: ids.bob }] }), org, 'Group');
       s.t.clock.advance(MINUTE);
-      const ops = expectCreated(await org.post('/Groups', { displayName: 'Operations', members: [] }), org, 'Group');
+      const ops = expectCreated(await org.post('/Groups', { schemas: [CORE_GROUP], displayName: 'Operations', members: [] }), org, 'Group');
       groupIds = { eng: eng.id, ops: ops.id };
       // Dave is deactivated: still found by filters, with active false.
       expectScim(await org.patch(`/Users/${ids.dave}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'active', value: false }] }), 200);
@@ -154,9 +155,10 @@ describeEachDriver('SCIM filters, paging and projection', (driver) => {
         ['emails[value co "SAMPLE"]', ['carol', 'dave']],
         ['emails.value sw "bob"', ['bob']],
         ['emails[type eq "work" and value ew "example.test"]', ['alice', 'bob']],
-        // A type comparison is always true (one address per member), so its negation matches nobody.
-        ['not (emails[type eq "home"])', []],
-        ['userName sw "a" or not (emails[type eq "home"])', ['alice']],
+        // Each shows its email as its one address, of type work: none has a home address.
+        ['not (emails[type eq "home"])', ['alice', 'bob', 'carol', 'dave']],
+        ['userName sw "a" or emails[type eq "home"]', ['alice']],
+        ['emails.type eq "work" and emails.primary eq true', ['alice', 'bob', 'carol', 'dave']],
       ];
       for (const [filter, expected] of cases) expect(await users(filter), filter).toEqual(names(...expected));
     });

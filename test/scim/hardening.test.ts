@@ -4,7 +4,7 @@
  */
 import { expect, it } from 'vitest';
 import { describeEachDriver } from '../support/db.js';
-import { CORE_USER, expectListResponse, expectScim, expectScimError, patchOp, uniqueEmail, useScimApp } from '../support/scim.js';
+import { CORE_GROUP, CORE_USER, expectListResponse, expectScim, expectScimError, patchOp, uniqueEmail, useScimApp } from '../support/scim.js';
 
 describeEachDriver('SCIM hardening', (driver) => {
   const s = useScimApp(driver);
@@ -32,7 +32,7 @@ describeEachDriver('SCIM hardening', (driver) => {
     const a = await s.organization();
     const b = await s.organization();
     const foreign = expectScim(await b.post('/Users', { schemas: [CORE_USER], userName: uniqueEmail() }), 201);
-    const group = expectScim(await a.post('/Groups', { displayName: 'Before' }), 201);
+    const group = expectScim(await a.post('/Groups', { schemas: [CORE_GROUP], displayName: 'Before' }), 201);
     expectScimError(
       await a.patch(
         `/Groups/${group.id}`,

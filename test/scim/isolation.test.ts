@@ -7,6 +7,8 @@
 import { expect, it } from 'vitest';
 import { describeEachDriver } from '../support/db.js';
 import {
+  CORE_GROUP,
+  CORE_USER,
   expectCreated,
   expectListResponse,
   expectScim,
@@ -27,8 +29,8 @@ describeEachDriver('SCIM tenant isolation', (driver) => {
   const s = useScimApp(driver);
 
   async function seeded(org: ScimOrg) {
-    const user = expectCreated(await org.post('/Users', { userName: uniqueEmail('iso'), externalId: guid() }), org, 'User');
-    const group = expectCreated(await org.post('/Groups', { displayName: `Iso ${guid()}`, members: [{ value: user.id }] }), org, 'Group');
+    const user = expectCreated(await org.post('/Users', { schemas: [CORE_USER], userName: uniqueEmail('iso'), externalId: guid() }), org, 'User');
+    const group = expectCreated(await org.post('/Groups', { schemas: [CORE_GROUP], displayName: `Iso ${guid()}`, members: [{ value: user.id }] }), org, 'Group');
     return { userId: user.id as string, userName: user.userName as string, groupId: group.id as string, groupName: group.displayName as string };
   }
 
@@ -56,9 +58,9 @@ describeEachDriver('SCIM tenant isolation', (driver) => {
       aKeyOnB.get('/Users'),
       aKeyOnB.get(`/Users/${bData.userId}`),
       aKeyOnB.get(`/Groups/${bData.groupId}`),
-      aKeyOnB.post('/Users', { userName: uniqueEmail() }),
+      aKeyOnB.post('/Users', { schemas: [CORE_USER], userName: uniqueEmail() }),
       aKeyOnB.patch(`/Users/${bData.userId}`, patchOp({ op: 'replace', path: 'active', value: false })),
-      aKeyOnB.put(`/Groups/${bData.groupId}`, { displayName: 'Taken over', members: [] }),
+      aKeyOnB.put(`/Groups/${bData.groupId}`, { schemas: [CORE_GROUP], displayName: 'Taken over', members: [] }),
       aKeyOnB.delete(`/Users/${bData.userId}`),
       aKeyOnB.get('/ServiceProviderConfig'),
     ];
@@ -77,11 +79,11 @@ describeEachDriver('SCIM tenant isolation', (driver) => {
     const before = { a: await snapshot(s.t, a.oid), b: await snapshot(s.t, b.oid) };
     const attempts = [
       a.get(`/Users/${bData.userId}`),
-      a.put(`/Users/${bData.userId}`, { userName: bData.userName }),
+      a.put(`/Users/${bData.userId}`, { schemas: [CORE_USER], userName: bData.userName }),
       a.patch(`/Users/${bData.userId}`, patchOp({ op: 'replace', path: 'active', value: false })),
       a.delete(`/Users/${bData.userId}`),
       a.get(`/Groups/${bData.groupId}`),
-      a.put(`/Groups/${bData.groupId}`, { displayName: 'Taken over', members: [] }),
+      a.put(`/Groups/${bData.groupId}`, { schemas: [CORE_GROUP], displayName: 'Taken over', members: [] }),
       a.patch(`/Groups/${bData.groupId}`, patchOp({ op: 'replace', path: 'displayName', value: 'Taken over' })),
       a.delete(`/Groups/${bData.groupId}`),
     ];
@@ -109,11 +111,11 @@ describeEachDriver('SCIM tenant isolation', (driver) => {
     const before = { a: await snapshot(s.t, a.oid), b: await snapshot(s.t, b.oid) };
 
     const attempts = [
-      a.post('/Groups', { displayName: `Smuggle ${guid()}`, members: [{ value: bData.userId }] }),
+      a.post('/Groups', { schemas: [CORE_GROUP], displayName: `Smuggle ${guid()}`, members: [{ value: bData.userId }] }),
       a.patch(`/Groups/${aData.groupId}`, patchOp({ op: 'Add', path: 'members', value: [{ value: bData.userId }] })),
       a.patch(`/Groups/${aData.groupId}`, patchOp({ op: 'add', value: { members: [{ value: bData.userId }] } })),
       a.patch(`/Groups/${aData.groupId}`, patchOp({ op: 'replace', path: 'members', value: [{ value: aData.userId }, { value: bData.userId }] })),
-      a.put(`/Groups/${aData.groupId}`, { displayName: aData.groupName, members: [{ value: aData.userId }, { value: bData.userId }] }),
+      a.put(`/Groups/${aData.groupId}`, { schemas: [CORE_GROUP], displayName: aData.groupName, members: [{ value: aData.userId }, { value: bData.userId }] }),
     ];
     for (const res of attempts) {
       const answered = await res;
@@ -136,10 +138,10 @@ describeEachDriver('SCIM tenant isolation', (driver) => {
     expect(rotated.body).toEqual({ baseUrl: `${PUBLIC_URL}/scim/v2/${org.oid}`, token: expect.any(String) });
     expect(rotated.body.token).not.toBe(org.token);
     expectScimError(await org.get('/Users'), 401);
-    expectScimError(await org.post('/Users', { userName: uniqueEmail() }), 401);
+    expectScimError(await org.post('/Users', { schemas: [CORE_USER], userName: uniqueEmail() }), 401);
     const fresh = scimClient(s.t, { ...org, token: rotated.body.token });
     expectListResponse(await fresh.get('/Users'), { totalResults: 0 });
-    expectCreated(await fresh.post('/Users', { userName: uniqueEmail() }), fresh, 'User');
+    expectCreated(await fresh.post('/Users', { schemas: [CORE_USER], userName: uniqueEmail() }), fresh, 'User');
   });
 
   it('answers 401 once SCIM is disabled, and re-enabling issues a new key while the old one stays dead', async () => {
@@ -151,7 +153,7 @@ describeEachDriver('SCIM tenant isolation', (driver) => {
     expect(status.body).toMatchObject({ enabled: false, baseUrl: `${PUBLIC_URL}/scim/v2/${org.oid}` });
     const before = await snapshot(s.t, org.oid);
     expectScimError(await org.get('/Users'), 401);
-    expectScimError(await org.post('/Users', { userName: uniqueEmail() }), 401);
+    expectScimError(await org.post('/Users', { schemas: [CORE_USER], userName: uniqueEmail() }), 401);
     expect(await snapshot(s.t, org.oid)).toEqual(before);
 
     const enabled = await s.t.request('POST', `/api/v1/organizations/${org.oid}/scim`, { token: org.adminToken });
@@ -178,11 +180,11 @@ describeEachDriver('SCIM tenant isolation', (driver) => {
         kind === 0
           ? org.get('/Users')
           : kind === 1
-            ? org.post('/Users', { userName: uniqueEmail('race') })
+            ? org.post('/Users', { schemas: [CORE_USER], userName: uniqueEmail('race') })
             : kind === 2
               ? org.get(`/Users/${own.userId}`)
               : kind === 3
-                ? org.post('/Groups', { displayName: `Race ${guid()}`, members: [{ value: own.userId }] })
+                ? org.post('/Groups', { schemas: [CORE_GROUP], displayName: `Race ${guid()}`, members: [{ value: own.userId }] })
                 : org.get('/Groups');
       requests.push({ org, response });
     }

@@ -9,6 +9,8 @@ import { expect, it } from 'vitest';
 import { schema } from '../../src/db/index.js';
 import { describeEachDriver } from '../support/db.js';
 import {
+  CORE_GROUP,
+  CORE_USER,
   expectCreated,
   expectScim,
   expectScimError,
@@ -31,7 +33,7 @@ describeEachDriver('SCIM users as organization members', (driver) => {
 
   async function createUser(org: ScimOrg, extra: Record<string, unknown> = {}) {
     const userName = uniqueEmail('member');
-    const body = expectCreated(await org.post('/Users', { userName, ...extra }), org, 'User');
+    const body = expectCreated(await org.post('/Users', { schemas: [CORE_USER], userName, ...extra }), org, 'User');
     return { id: body.id as string, userName, body };
   }
 
@@ -69,7 +71,7 @@ describeEachDriver('SCIM users as organization members', (driver) => {
     const org = await s.organization();
     const before = (await restEvents(s.t, org)).length;
     const { id } = await createUser(org);
-    const group = expectCreated(await org.post('/Groups', { displayName: `G ${guid()}` }), org, 'Group');
+    const group = expectCreated(await org.post('/Groups', { schemas: [CORE_GROUP], displayName: `G ${guid()}` }), org, 'Group');
     expect((await org.patch(`/Groups/${group.id}`, patchOp({ op: 'add', path: 'members', value: [{ value: id }] }))).status).toBe(204);
     expectScim(await org.patch(`/Users/${id}`, patchOp({ op: 'replace', path: 'title', value: 'Engineer' })), 200);
     expectScim(await org.patch(`/Users/${id}`, patchOp({ op: 'replace', path: 'active', value: false })), 200);
@@ -102,7 +104,7 @@ describeEachDriver('SCIM users as organization members', (driver) => {
       await org.patch(`/Users/${id}`, patchOp({ op: 'Add', path: 'title', value: 'Lead' }, { op: 'Add', path: 'name.givenName', value: 'Sam' })),
       200,
     );
-    const put = expectScim(await org.put(`/Users/${id}`, { userName, externalId: 'same', name: { givenName: 'Sam', familyName: 'Same' }, title: 'Lead' }), 200);
+    const put = expectScim(await org.put(`/Users/${id}`, { schemas: [CORE_USER], userName, externalId: 'same', name: { givenName: 'Sam', familyName: 'Same' }, title: 'Lead' }), 200);
     expect(patched.meta.lastModified).toBe(before.members[0]!.updatedAt.toISOString());
     expect(put).toEqual(patched);
     expect(await snapshot(s.t, org.oid)).toEqual(before);
@@ -126,7 +128,7 @@ describeEachDriver('SCIM users as organization members', (driver) => {
     const { userName } = await createUser(org);
     const before = await snapshot(s.t, org.oid);
     const mails = await outboxCount(userName);
-    expectScimError(await org.post('/Users', { userName: userName.toUpperCase() }), 409, 'uniqueness');
+    expectScimError(await org.post('/Users', { schemas: [CORE_USER], userName: userName.toUpperCase() }), 409, 'uniqueness');
     expect(await snapshot(s.t, org.oid)).toEqual(before);
     expect(await outboxCount(userName)).toBe(mails);
   });
@@ -135,7 +137,7 @@ describeEachDriver('SCIM users as organization members', (driver) => {
     const org = await s.organization();
     await createUser(org, { externalId: 'AbC-1' });
     const before = await snapshot(s.t, org.oid);
-    expectScimError(await org.post('/Users', { userName: uniqueEmail(), externalId: 'AbC-1' }), 409, 'uniqueness');
+    expectScimError(await org.post('/Users', { schemas: [CORE_USER], userName: uniqueEmail(), externalId: 'AbC-1' }), 409, 'uniqueness');
     expect(await snapshot(s.t, org.oid)).toEqual(before);
     const other = await createUser(org, { externalId: 'abc-1' });
     expect(other.body.externalId).toBe('abc-1');
@@ -152,7 +154,7 @@ describeEachDriver('SCIM users as organization members', (driver) => {
       409,
       'uniqueness',
     );
-    expectScimError(await org.put(`/Users/${second.id}`, { userName: second.userName, externalId: 'first' }), 409, 'uniqueness');
+    expectScimError(await org.put(`/Users/${second.id}`, { schemas: [CORE_USER], userName: second.userName, externalId: 'first' }), 409, 'uniqueness');
     expect(await snapshot(s.t, org.oid)).toEqual(before);
   });
 
@@ -162,7 +164,7 @@ describeEachDriver('SCIM users as organization members', (driver) => {
     await createUser(org);
     const before = await snapshot(s.t, org.oid);
     const third = uniqueEmail('third');
-    const refused = await org.post('/Users', { userName: third });
+    const refused = await org.post('/Users', { schemas: [CORE_USER], userName: third });
     expectScimError(refused, 403);
     expect(refused.body.detail).toMatch(/seat/i);
     expect(await snapshot(s.t, org.oid)).toEqual(before);
