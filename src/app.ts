@@ -14,8 +14,8 @@ import { createMetrics, type Metrics } from './http/metrics.js';
 import { buildOpenApi } from './http/openapi.js';
 import { problemFromDomainError, sendProblem, serviceUnavailable } from './http/problem.js';
 import { createAuthThrottle, type AuthLimits, type AuthThrottle } from './http/rate-limit.js';
-import type { Route, SsoAdmin } from './http/route.js';
-import { httpSerializers } from './logging.js';
+import { allowedMethods, type Route, type SsoAdmin } from './http/route.js';
+import { httpSerializers, requestLogLevel, tenantOf } from './logging.js';
 import { DomainError, isDatabaseUnavailable, Unauthenticated, type Engine, type Principal } from './membership/index.js';
 import { createScimRouter, scimErrorHandler } from './scim/router.js';
 import { createOidcClients } from './sso/oidc.js';
@@ -62,11 +62,19 @@ export function createApp(deps: AppDeps) {
         res.setHeader('X-Request-Id', id);
         return id;
       },
-      redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
-      // Mailed links carry `?token=`, SSO returns `?code=`: the URL is logged with such values
-      // redacted, and errors without their bound SQL parameters. Unwrapped, so each serializer
-      // sees the raw object (and this child's `err` serializer is ours, not pino's default).
+      // One short line per request: req {id, method, URL with secret query values redacted}, res
+      // {statusCode}, responseTime and the tenant of the path; probes at debug. Unwrapped, so each
+      // serializer sees the raw object (and this child's `err` serializer is ours, not pino's default).
       wrapSerializers: false,
+      customLogLevel: requestLogLevel,
+      customProps: (req) => tenantOf(req),
+      // Whatever made a 5xx was logged where it was caught (with the request bound); a second copy
+      // here would only be pino-http's "failed with status code" stack.
+      customErrorObject: (_req, _res, _error, fields: { res: unknown; responseTime: number }) => ({
+        res: fields.res,
+        responseTime: fields.responseTime,
+      }),
+      customErrorMessage: () => 'request failed',
       serializers: httpSerializers,
     }),
   );
@@ -111,6 +119,18 @@ export function createApp(deps: AppDeps) {
     evict: (organizationId) => oidc.evict(organizationId),
   };
   for (const r of apiRoutes) api[r.method](r.path, handler({ ...deps, sso }, r, throttle));
+  const allowed = allowedMethods([{ method: 'get', path: '/openapi.json' }, ...apiRoutes]);
+  api.use((req, res, next) => {
+    // A known path asked with a method it does not take; unknown paths fall through to 404.
+    const methods = allowed(req.path);
+    if (!methods) return next();
+    res.setHeader('Allow', methods.join(', '));
+    sendProblem(res, {
+      status: 405,
+      code: 'method.not_allowed',
+      detail: `${req.method} is not allowed on ${req.baseUrl}${req.path}; allowed: ${methods.join(', ')}`,
+    });
+  });
   api.use((req, res) => {
     sendProblem(res, { status: 404, code: 'route.not_found', detail: `No route ${req.method} ${req.baseUrl}${req.path}` });
   });

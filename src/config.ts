@@ -145,6 +145,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   };
 }
 
+/** A copy of the process environment for `loadConfig`: the operator CLI's way in, as this module alone reads process.env. */
+export const processEnvironment = (): Record<string, string | undefined> => ({ ...process.env });
+
 /** Config for tests: defaults plus `overrides` (env names). */
 export const testConfig = (overrides: Record<string, string> = {}): Config =>
   loadConfig({ DATA_DIR: 'memory://', LOG_LEVEL: 'silent', SCHEDULER: 'off', ...overrides });

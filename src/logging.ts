@@ -12,15 +12,71 @@ export const REDACTED = '[redacted]';
 /**
  * The process logger: `LOG_LEVEL`, secret fields redacted wherever they are logged, and errors
  * serialized without their bound SQL parameters. `destination` defaults to stdout (tests pass a
- * stream to read the lines back).
+ * stream to read the lines back): JSON lines, or pino-pretty's coloured single lines when stdout is
+ * a terminal (`pretty` overrides the guess). Pretty printing runs as a pino transport, in a worker
+ * thread, so a log store never receives anything but JSON.
  */
-export function createLogger(config: Pick<Config, 'logLevel'>, destination?: DestinationStream): Logger {
-  const options = {
+export function createLogger(
+  config: Pick<Config, 'logLevel'>,
+  destination?: DestinationStream,
+  options: { pretty?: boolean } = {},
+): Logger {
+  const base = {
     level: config.logLevel,
     redact: ['*.token', '*.apiToken', '*.password', '*.secret'],
     serializers: { err: serializeError },
   };
-  return destination ? pino(options, destination) : pino(options);
+  if (destination) return pino(base, destination);
+  const pretty = options.pretty ?? process.stdout.isTTY === true;
+  return pretty ? pino({ ...base, transport: { target: 'pino-pretty', options: PRETTY } }) : pino(base);
+}
+
+/**
+ * pino-pretty's options (plain data: they cross to the transport's worker thread). A request line
+ * reads `12:00:01.234 INFO: GET /api/v1/me 200 4ms request completed (req 3f…)`.
+ */
+const PRETTY = {
+  colorize: true,
+  translateTime: 'SYS:HH:MM:ss.l',
+  ignore: 'pid,hostname,req,res,responseTime,component',
+  messageFormat:
+    '{if req.method}{req.method} {req.url} {end}{if res.statusCode}{res.statusCode} {responseTime}ms {end}' +
+    '{if component}[{component}] {end}{msg}{if req.id} (req {req.id}){end}',
+  singleLine: true,
+};
+
+/** Paths of the probes an orchestrator calls every few seconds: logged at debug, not info. */
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+
+const pathOf = (req: IncomingMessage) => {
+  const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '';
+  const end = url.search(/[?#]/);
+  return end < 0 ? url : url.slice(0, end);
+};
+
+/**
+ * The level of a request's line: probes at debug (a failing one shows in its status and in what
+ * failed), 5xx at error, the rest at info.
+ */
+export function requestLogLevel(req: IncomingMessage, res: ServerResponse, err?: Error): 'debug' | 'info' | 'error' {
+  if (PROBE_PATHS.has(pathOf(req))) return 'debug';
+  return err || res.statusCode >= 500 ? 'error' : 'info';
+}
+
+const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}';
+const ORGANIZATION_IN_PATH = new RegExp(`^/(?:api/v1/(?:organizations|providers/${UUID}/clients)|scim/v2)/(${UUID})(?:/|$)`);
+const PROVIDER_IN_PATH = new RegExp(`^/api/v1/providers/(${UUID})(?:/|$)`);
+
+/**
+ * The tenant a request addresses, from its path: `organizationId` and/or `providerId`, so one
+ * customer's requests can be found without reading URLs. Only id-shaped values count (a path
+ * segment such as `setup` is no tenant).
+ */
+export function tenantOf(req: IncomingMessage): { organizationId?: string; providerId?: string } {
+  const path = pathOf(req);
+  const organizationId = ORGANIZATION_IN_PATH.exec(path)?.[1];
+  const providerId = PROVIDER_IN_PATH.exec(path)?.[1];
+  return { ...(providerId ? { providerId } : {}), ...(organizationId ? { organizationId } : {}) };
 }
 
 /**
@@ -67,29 +123,20 @@ function decodeName(name: string): string {
   }
 }
 
-/** The request as pino-std-serializers renders it, with secret query values redacted in the URL, the parsed query and the Referer. */
+/**
+ * A request in a log line: its id, method and URL (secret query values redacted), nothing more.
+ * Headers stay out: they are long, and carry credentials and, in a Referer, mailed links.
+ */
 export function serializeRequest(req: IncomingMessage) {
-  const serialized = stdSerializers.req(req);
-  serialized.url = redactUrl(serialized.url);
-  const query: unknown = serialized.query;
-  if (query && typeof query === 'object') {
-    serialized.query = Object.fromEntries(
-      Object.entries(query).map(([name, value]) => [name, SECRET_PARAM.test(name) ? REDACTED : value]),
-    );
-  }
-  // A page opened from a mailed link sends that link as the Referer of its next requests.
-  const referer = serialized.headers.referer;
-  if (typeof referer === 'string') serialized.headers = { ...serialized.headers, referer: redactUrl(referer) };
-  return serialized;
+  const { id, method, url } = stdSerializers.req(req);
+  return { id, method, url: redactUrl(url) };
 }
 
-/** The response as pino-std-serializers renders it, with secret query values redacted in a redirect's Location. */
+/** A response in a log line: its status, and a redirect's Location with secret query values redacted. */
 export function serializeResponse(res: ServerResponse) {
-  const serialized = stdSerializers.res(res);
   // An SSO return redirects to `returnTo?code=<one-time code>`.
-  const location = serialized.headers.location;
-  if (typeof location === 'string') serialized.headers = { ...serialized.headers, location: redactUrl(location) };
-  return serialized;
+  const location = res.getHeader('location');
+  return { statusCode: res.headersSent ? res.statusCode : null, ...(typeof location === 'string' ? { location: redactUrl(location) } : {}) };
 }
 
 /**

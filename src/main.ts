@@ -3,18 +3,17 @@
  * scheduler → HTTP. The only file that listens, and the one that shuts everything down on
  * SIGTERM/SIGINT.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { createDirectorySource } from '../connectors/index.js';
 import { createApp } from './app.js';
+import { openStorage } from './bootstrap.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { openDatabase } from './db/index.js';
+import { describeOpenFailure } from './db/index.js';
 import { createLogger } from './logging.js';
 import { createOutboxSender } from './mail/sender.js';
 import { createDirectoryWorker, createEngine, createMailQueue } from './membership/index.js';
-import { createTxtResolver } from './sso/dns.js';
 import { resolveConnectionSettings } from './sync/presets.js';
 import { createDirectorySync, reconcileThrough } from './sync/runner.js';
 import { createScheduler } from './sync/scheduler.js';
@@ -25,7 +24,7 @@ async function main(): Promise<void> {
     config = loadConfig({ ...process.env });
   } catch (error) {
     if (error instanceof ConfigError) {
-      console.error(error.message);
+      console.error(error.issues.length === 1 ? `Invalid configuration: ${error.issues[0]}.` : error.message);
       process.exit(2);
     }
     throw error;
@@ -36,41 +35,25 @@ async function main(): Promise<void> {
     logger.info('database: PostgreSQL (DATABASE_URL)');
   } else {
     logger.info({ dataDir: config.dataDir }, `database: embedded PGlite at ${config.dataDir} (set DATABASE_URL for PostgreSQL)`);
-    ensureLocalEncryptionKey(config);
   }
   if (!config.smtpUrl) logger.info('mail: SMTP_URL unset, mail stays in the outbox table; the operator reads it at GET /api/v1/outbox');
 
-  // The config schema requires it with DATABASE_URL; with PGlite it was generated above.
-  const encryptionKey = config.encryptionKey;
-  if (!encryptionKey) throw new Error('ENCRYPTION_KEY is unset; make one with `openssl rand -base64 32`');
-
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
-  await database.migrate();
-  const engineDeps = {
-    db: database.db,
-    clock: () => new Date(),
-    publicUrl: config.publicUrl,
-    encryptionKey,
-    limits: { mailsPerRecipient: config.rateLimits.mailsPerRecipient },
-    resolveTxt: createTxtResolver(config.dnsServers),
-  };
-  const engine = createEngine(engineDeps, { systemToken: config.systemAdminToken });
-  const generated = await engine.ensureSystemToken();
-  if (generated) {
-    // Printed once, to the terminal and not through the logger: only its hash is stored.
-    process.stdout.write(
-      `\n  Operator token (shown once; keep it, or set SYSTEM_ADMIN_TOKEN):\n\n    ${generated}\n\n` +
-        `  Get going:  curl -H "Authorization: Bearer <token>" -H 'content-type: application/json' \\\n` +
-        `                -d '{"name":"My MSP","adminEmail":"you@example.com"}' ${config.publicUrl}/api/v1/providers\n` +
-        `  API document: ${config.publicUrl}/api/v1/openapi.json\n\n`,
-    );
+  // Shared with the operator CLI (src/cli.ts): the same key, database and engine dependencies.
+  let storage: Awaited<ReturnType<typeof openStorage>>;
+  try {
+    storage = await openStorage(config);
+    await storage.database.migrate();
+  } catch (error) {
+    failStart(describeOpenFailure(error, config), error);
   }
+  const { database, engineDeps } = storage;
+  const engine = createEngine(engineDeps, { systemToken: config.systemAdminToken });
 
   const sender = createOutboxSender({
     queue: createMailQueue(engineDeps),
     smtpUrl: config.smtpUrl,
     from: config.smtpFrom,
-    logger: logger.child({ component: 'mail' }),
+    logger,
   });
   sender.start();
 
@@ -113,9 +96,20 @@ async function main(): Promise<void> {
     directory,
     ssoAllowHttp: config.ssoAllowHttp,
   });
-  const server = app.listen(config.port, () => {
-    logger.info({ port: config.port, publicUrl: config.publicUrl }, `Portico listening on ${config.publicUrl}`);
-  });
+  const server = await listen(app, config.port).catch((error: unknown) => failStart(describeListenFailure(error, config.port), error));
+  logger.info({ port: config.port, publicUrl: config.publicUrl }, `Portico listening on ${config.publicUrl}`);
+
+  // Made once the port is ours: a token printed by a start that then fails would be lost.
+  const generated = await engine.ensureSystemToken();
+  if (generated) {
+    // Printed once, to the terminal and not through the logger: only its hash is stored.
+    process.stdout.write(
+      `\n  Operator token (shown once; keep it, or set SYSTEM_ADMIN_TOKEN):\n\n    ${generated}\n\n` +
+        `  Get going:  curl -H "Authorization: Bearer <token>" -H 'content-type: application/json' \\\n` +
+        `                -d '{"name":"My MSP","adminEmail":"you@example.com"}' ${config.publicUrl}/api/v1/providers\n` +
+        `  API document: ${config.publicUrl}/api/v1/openapi.json\n\n`,
+    );
+  }
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -151,18 +145,31 @@ async function main(): Promise<void> {
   });
 }
 
-/** With PGlite, a key for secrets read back is generated once into DATA_DIR. */
-function ensureLocalEncryptionKey(config: Config): void {
-  if (config.encryptionKey) return;
-  mkdirSync(config.dataDir, { recursive: true });
-  const file = join(config.dataDir, 'encryption.key');
-  if (!existsSync(file)) {
-    writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600 });
-  }
-  config.encryptionKey = readFileSync(file, 'utf8').trim();
+function listen(app: ReturnType<typeof createApp>, port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port);
+    server.once('listening', () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+    server.once('error', reject);
+  });
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
+function describeListenFailure(error: unknown, port: number): string | undefined {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return `Port ${port} is already in use by another process; set PORT to a free port, or stop that process.`;
+  if (code === 'EACCES') return `Port ${port} needs privileges this user lacks; set PORT to 1024 or above.`;
+  return undefined;
+}
+
+/**
+ * A start that cannot go on: a known cause is one sentence naming the setting to change, on stderr
+ * and without a stack; anything else is a bug, printed whole.
+ */
+function failStart(sentence: string | undefined, error: unknown): never {
+  console.error(sentence ?? error);
   process.exit(1);
-});
+}
+
+main().catch((error: unknown) => failStart(undefined, error));

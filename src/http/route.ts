@@ -1,6 +1,6 @@
 /**
- * A route of /api/v1 as data: its method, path, who may call it, the zod schemas of its input,
- * and the handler. The same table serves express and the OpenAPI document, so they never drift.
+ * A route of /api/v1 as data: its method, path, who may call it, the zod schemas of its input and
+ * answer, and the handler. The same table serves express and the OpenAPI document, so they never drift.
  */
 import type { Request } from 'express';
 import type { z } from 'zod';
@@ -32,12 +32,16 @@ export interface HandlerContext<B, Q> {
 export interface Route<B = unknown, Q = unknown> {
   method: Method;
   path: string;
+  /** The OpenAPI operationId: a verb phrase unique in the table (`inviteMembers`); generated clients name their methods by it. */
+  operationId: string;
   summary: string;
   tag: string;
   /** `bearer`: a token is required; `optional`: used when present; `none`: ignored. */
   auth: 'bearer' | 'optional' | 'none';
   body?: z.ZodType<B>;
   query?: z.ZodType<Q>;
+  /** What a success answers, for the OpenAPI document (not checked at run time); none on 204 routes. */
+  response?: z.ZodType;
   /** Success status; 204 routes answer no body. */
   status?: 200 | 201 | 202 | 204;
   handle(ctx: HandlerContext<B, Q>): Promise<unknown>;
@@ -51,4 +55,22 @@ export const route = <B = undefined, Q = undefined>(definition: Route<B, Q>): Ro
 export function principalOf(ctx: { principal: Principal | undefined }): Principal {
   if (!ctx.principal) throw new Error('bearer route reached without a principal');
   return ctx.principal;
+}
+
+/**
+ * The methods each path of the table answers, as express matches paths (a `:param` is one segment,
+ * case-insensitive, an optional trailing slash): `allowedMethods(routes)(path)` lists them for the
+ * `Allow` header of a 405 (RFC 9110 §15.5.6), HEAD wherever GET is; undefined for an unknown path.
+ */
+export function allowedMethods(routes: Pick<Route, 'method' | 'path'>[]): (path: string) => string[] | undefined {
+  const patterns = routes.map((r) => ({
+    method: r.method.toUpperCase(),
+    pattern: new RegExp(`^${r.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:\w+/g, '[^/]+')}/?$`, 'i'),
+  }));
+  return (path) => {
+    const methods = new Set(patterns.filter((p) => p.pattern.test(path)).map((p) => p.method));
+    if (methods.size === 0) return undefined;
+    if (methods.has('GET')) methods.add('HEAD');
+    return [...methods].sort();
+  };
 }

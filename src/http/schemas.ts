@@ -1,8 +1,24 @@
-/** Request schemas of /api/v1: strict, so unknown fields and wrong types answer 400 with every path. */
+/**
+ * Schemas of /api/v1. Request schemas are strict, so unknown fields and wrong types answer 400 with
+ * every path. Response schemas (at the end) describe what the engine's views render as JSON; they
+ * feed the OpenAPI document, and test/http/openapi-responses.test.ts parses real answers with them.
+ */
 import { validate as isCronExpression } from 'node-cron';
 import { z } from 'zod';
 import { directoryConfigSchema, MIN_INTERVAL_MINUTES } from '../sync/settings.js';
-import { isStorableText, MEMBER_STATUSES, PERMISSION_FLAGS, PLANS, PROVIDER_INVITE_BATCH, PROVIDER_USER_TYPES, ROLES } from '../membership/index.js';
+import {
+  DIRECTORY_RUN_COUNTS,
+  DIRECTORY_RUN_STATUSES,
+  EVENT_CODES,
+  isStorableText,
+  MEMBER_STATUSES,
+  PERMISSION_FLAGS,
+  PLANS,
+  POLICY_TYPES,
+  PROVIDER_INVITE_BATCH,
+  PROVIDER_USER_TYPES,
+  ROLES,
+} from '../membership/index.js';
 
 /**
  * Every free string of the API: text PostgreSQL can store as given. Its text cannot hold NUL, and an
@@ -165,3 +181,297 @@ export const addDomain = z.strictObject({ domain: z.string().min(1).max(254) });
 
 /** POST /sso/token */
 export const exchangeSsoCode = z.strictObject({ code: z.string().min(1).max(128) });
+
+// ── Responses ──────────────────────────────────────────────────────────────────────────────────
+// Timestamps leave the engine as ISO 8601 strings in UTC (Date#toISOString).
+
+const timestamp = z.iso.datetime();
+const id = z.string();
+
+/** RFC 9457 problem details, as src/http/problem.ts sends them (application/problem+json). */
+export const problem = z.object({
+  type: z.string().describe('urn:portico:problem:<code>'),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  code: z.string().describe('Stable machine-readable code, e.g. member.not_found'),
+  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional().describe('Every invalid field of a 400'),
+});
+
+export const providerResponse = z.object({
+  id,
+  name: z.string(),
+  businessName: z.string().nullable(),
+  billingEmail: z.string().nullable(),
+  type: z.string(),
+  status: z.string(),
+  statusCode: z.number().int(),
+  enabled: z.boolean(),
+  createdAt: timestamp,
+});
+
+export const providerUserResponse = z.object({
+  id,
+  providerId: id,
+  userId: id.nullable(),
+  email: z.string(),
+  type: z.enum(PROVIDER_USER_TYPES),
+  typeCode: z.number().int(),
+  status: z.string(),
+  statusCode: z.number().int(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+
+export const organizationResponse = z.object({
+  id,
+  identifier: z.string(),
+  name: z.string(),
+  billingEmail: z.string().nullable(),
+  plan: z.enum(PLANS),
+  seats: z.number().int(),
+  status: z.string(),
+  statusCode: z.number().int(),
+  enabled: z.boolean(),
+  providerId: id.nullable(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+
+const collectionAccessResponse = z.object({ id, readOnly: z.boolean(), hidePasswords: z.boolean(), manage: z.boolean() });
+
+export const memberResponse = z.object({
+  id,
+  organizationId: id,
+  userId: id.nullable(),
+  email: z.string(),
+  userName: z.string().nullable(),
+  name: z.string().nullable(),
+  externalId: z.string().nullable(),
+  role: z.enum(ROLES),
+  roleCode: z.number().int(),
+  permissions: z.partialRecord(z.enum(PERMISSION_FLAGS), z.boolean()).nullable(),
+  profile: z.record(z.string(), z.unknown()).nullable(),
+  status: z.enum(MEMBER_STATUSES),
+  statusCode: z.number().int(),
+  previousStatus: z.enum(MEMBER_STATUSES).nullable(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+  groups: z.array(id).optional().describe('Read one member to get its groups'),
+  collections: z.array(collectionAccessResponse).optional().describe('Read one member to get its collection access'),
+});
+
+export const memberPageResponse = z.object({
+  data: z.array(memberResponse),
+  continuationToken: z.string().optional().describe('Present when more pages follow; pass it back as a query parameter'),
+});
+
+export const inviteMembersResponse = z.object({ invited: z.array(memberResponse), skipped: z.array(z.string()) });
+export const inviteProviderUsersResponse = z.object({ invited: z.array(providerUserResponse), skipped: z.array(z.string()) });
+
+export const groupResponse = z.object({
+  id,
+  organizationId: id,
+  name: z.string(),
+  externalId: z.string().nullable(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+  members: z.array(id).optional(),
+  collections: z.array(collectionAccessResponse).optional(),
+});
+
+export const collectionResponse = z.object({
+  id,
+  organizationId: id,
+  name: z.string(),
+  externalId: z.string().nullable(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+
+export const policyResponse = z.object({
+  id: id.nullable(),
+  type: z.enum(POLICY_TYPES),
+  typeCode: z.number().int(),
+  enabled: z.boolean(),
+  data: z.record(z.string(), z.unknown()).nullable(),
+  updatedAt: timestamp.nullable(),
+});
+
+const actor = z.union([
+  z.object({ providerUserId: id, userId: id }),
+  z.object({ userId: id }),
+  z.object({ system: z.enum(['scim', 'directorySync', 'domainVerification', 'api', 'sso']) }),
+]);
+
+export const eventResponse = z.object({
+  id,
+  type: z.enum(Object.keys(EVENT_CODES) as [keyof typeof EVENT_CODES, ...(keyof typeof EVENT_CODES)[]]),
+  code: z.number().int().nullable(),
+  date: timestamp,
+  actor,
+  providerId: id.optional(),
+  organizationId: id.optional(),
+  memberId: id.optional(),
+  providerUserId: id.optional(),
+  groupId: id.optional(),
+  collectionId: id.optional(),
+  policyId: id.optional(),
+  ip: z.string().optional(),
+});
+
+export const eventPageResponse = z.object({
+  data: z.array(eventResponse),
+  continuationToken: z.string().optional().describe('Present when more pages follow; pass it back as a query parameter'),
+});
+
+export const scimStatusResponse = z.object({
+  enabled: z.boolean(),
+  createdAt: timestamp.nullable(),
+  updatedAt: timestamp.nullable(),
+  baseUrl: z.url(),
+});
+export const scimKeyResponse = z.object({ baseUrl: z.url(), token: z.string().describe('Shown once') });
+
+export const claimedDomainResponse = z.object({
+  id,
+  domain: z.string(),
+  txtName: z.string(),
+  txtRecord: z.string(),
+  verified: z.boolean(),
+  verifiedAt: timestamp.nullable(),
+  lastCheckedAt: timestamp.nullable(),
+  createdAt: timestamp,
+});
+
+export const ssoConfigResponse = z.object({
+  enabled: z.boolean(),
+  kind: z.enum(['oidc', 'saml']),
+  jit: z.boolean(),
+  returnUrls: z.array(z.string()),
+  oidc: z
+    .object({
+      authority: z.string(),
+      clientId: z.string(),
+      clientAuthMethod: z.enum(['client_secret_basic', 'client_secret_post']),
+      scopes: z.array(z.string()),
+      claims: z.object({ subject: z.string(), email: z.string(), name: z.string() }),
+      clientSecretSet: z.boolean(),
+    })
+    .optional(),
+  saml: z
+    .object({
+      idpEntityId: z.string(),
+      idpSsoUrl: z.string(),
+      idpCertificates: z.array(z.string()),
+      idpMetadataUrl: z.string().optional(),
+      binding: z.enum(['redirect', 'post']),
+      allowUnsolicited: z.boolean(),
+      wantAssertionsSigned: z.boolean(),
+      minSignatureAlgorithm: z.enum(['sha1', 'sha256', 'sha512']),
+      nameIdFormat: z.string().optional(),
+    })
+    .optional(),
+  serviceProvider: z.object({
+    loginUrl: z.string(),
+    oidcRedirectUri: z.string(),
+    samlEntityId: z.string(),
+    samlAcsUrl: z.string(),
+    samlMetadataUrl: z.string(),
+  }),
+  revision: z.number().int(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+
+/** The stored connection (the fields of PUT …/directory), never its password. */
+export const directoryConfigResponse = z.looseObject({
+  bindPasswordSet: z.literal(true),
+  schedule: z.object({ cron: z.string().optional(), intervalMinutes: z.number().int().optional() }).optional(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+
+export const directoryRunResponse = z.object({
+  id,
+  status: z.enum(DIRECTORY_RUN_STATUSES),
+  dryRun: z.boolean(),
+  trigger: z.enum(['manual', 'schedule']),
+  scheduledFor: timestamp.nullable(),
+  createdAt: timestamp,
+  startedAt: timestamp.nullable(),
+  finishedAt: timestamp.nullable(),
+  counts: z.object(Object.fromEntries(DIRECTORY_RUN_COUNTS.map((k) => [k, z.number().int()])) as Record<(typeof DIRECTORY_RUN_COUNTS)[number], z.ZodNumber>),
+  problems: z.array(z.unknown()),
+  changes: z.array(z.unknown()).optional().describe('A dry run\'s planned changes (read one run to get them)'),
+  progress: z.record(z.string(), z.unknown()).optional(),
+  message: z.string().optional(),
+  failure: z.string().optional(),
+});
+
+/** POST …/directory/test: counts, samples and problems, or `ok: false` with the failure. */
+export const directoryTestResponse = z.looseObject({ ok: z.boolean() });
+
+export const userResponse = z.object({ id, email: z.string(), name: z.string().nullable(), createdAt: timestamp });
+
+export const apiTokenResponse = z.object({ id, name: z.string(), createdAt: timestamp, lastUsedAt: timestamp.nullable() });
+export const newApiTokenResponse = z.object({ id, token: z.string().describe('Shown once') });
+
+export const meResponse = z.object({
+  user: userResponse,
+  providers: z.array(z.object({ providerId: id, providerUserId: id, type: z.enum(PROVIDER_USER_TYPES), status: z.string() })),
+  organizations: z.array(z.object({ organizationId: id, memberId: id, role: z.enum(ROLES), status: z.enum(MEMBER_STATUSES) })),
+});
+
+export const acceptedInvitationResponse = z.object({
+  user: userResponse,
+  apiToken: z.string().nullable().describe('Null when a requireSso policy gives this person sessions through SSO only'),
+  member: memberResponse.optional(),
+  providerUserId: id.optional(),
+});
+
+export const providerSetupResponse = z.object({ provider: providerResponse, user: userResponse, apiToken: z.string() });
+
+export const ssoSessionResponse = z.object({
+  token: z.string(),
+  user: z.object({ id, email: z.string(), name: z.string().nullable() }),
+  organizationId: id,
+  expiresAt: timestamp,
+});
+
+export const outboxMailResponse = z.object({
+  id,
+  to: z.string(),
+  subject: z.string(),
+  text: z.string(),
+  status: z.string(),
+  attempts: z.number().int(),
+  createdAt: timestamp,
+  sentAt: timestamp.nullable(),
+});
+
+/** `{ data: [...] }`: the answer of every unpaged list. */
+export const listOf = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item) });
+
+/** Named in the OpenAPI document's components.schemas, so generated clients get one type each. */
+export const NAMED_RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
+  Problem: problem,
+  Provider: providerResponse,
+  ProviderUser: providerUserResponse,
+  Organization: organizationResponse,
+  Member: memberResponse,
+  MemberPage: memberPageResponse,
+  Group: groupResponse,
+  Collection: collectionResponse,
+  Policy: policyResponse,
+  Event: eventResponse,
+  EventPage: eventPageResponse,
+  ClaimedDomain: claimedDomainResponse,
+  ScimStatus: scimStatusResponse,
+  ScimKey: scimKeyResponse,
+  SsoConfig: ssoConfigResponse,
+  DirectoryConfig: directoryConfigResponse,
+  DirectoryRun: directoryRunResponse,
+  User: userResponse,
+  ApiToken: apiTokenResponse,
+};

@@ -19,6 +19,10 @@ export interface OutboxSenderOptions {
    */
   smtpUrl?: string | undefined;
   from?: string;
+  /**
+   * The process logger: the sender binds `component: 'mail'` itself, as each module names its own
+   * lines (a caller's child with another `component` would put the key twice in one JSON line).
+   */
   logger: Logger;
   /** Injected so tests can move past backoffs and leases without sleeping. */
   clock?: () => Date;
@@ -50,7 +54,7 @@ export interface OutboxSender {
 
 export function createOutboxSender(options: OutboxSenderOptions): OutboxSender {
   const { queue, smtpUrl } = options;
-  const logger = options.logger.child({ component: 'outbox' });
+  const logger = options.logger.child({ component: 'mail' });
   const clock = options.clock ?? (() => new Date());
   const from = options.from ?? 'Portico <no-reply@localhost>';
   const batchSize = options.batchSize ?? 20;

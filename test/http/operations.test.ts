@@ -63,13 +63,15 @@ describeEachDriver('operations', (driver) => {
       const op = doc.paths[r.path.replace(/:(\w+)/g, '{$1}')][r.method];
       const params = [...r.path.matchAll(/:(\w+)/g)].map((m) => m[1]);
       expect(op.parameters?.filter((x: { in: string }) => x.in === 'path').map((x: { name: string }) => x.name) ?? []).toEqual(params);
-      expect(Object.keys(op.responses)).toEqual([String(r.status ?? 200), 'default']);
-      expect(op.responses.default.content['application/problem+json'].schema.required).toEqual(['type', 'title', 'status', 'detail', 'code']);
-      if (r.body) expect(op.requestBody.content['application/json'].schema).toMatchObject({ type: expect.any(String) });
+      expect(op.operationId).toBe(r.operationId);
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining([String(r.status ?? 200), '400', 'default']));
+      expect(op.responses.default).toEqual({ $ref: '#/components/responses/Problem' });
+      if (r.body) expect(op.requestBody.content['application/json'].schema.$ref).toMatch(/^#\/components\/schemas\/\w+Request$/);
       else expect(op.requestBody).toBeUndefined();
       if (r.auth === 'none') expect(op.security).toEqual([]);
     }
-    const invite = doc.paths['/organizations/{oid}/members'].post.requestBody.content['application/json'].schema;
+    expect(doc.components.schemas.Problem.required).toEqual(['type', 'title', 'status', 'detail', 'code']);
+    const invite = doc.components.schemas.InviteMembersRequest;
     expect(invite).toMatchObject({ type: 'object', required: ['emails', 'role'], additionalProperties: false });
     const events = doc.paths['/providers/{pid}/events'].get.parameters.map((x: { name: string; in: string }) => `${x.in}:${x.name}`);
     expect(events).toEqual(['path:pid', 'query:start', 'query:end', 'query:continuationToken']);
@@ -96,12 +98,37 @@ describeEachDriver('operations', (driver) => {
     for (const [method, path] of [
       ['GET', '/api/v1/nothing-here'],
       ['POST', '/api/v1/providers/00000000-0000-4000-8000-000000000000/nothing'],
-      ['PUT', '/api/v1/providers'],
+      ['PUT', '/api/v1/providers/00000000-0000-4000-8000-000000000000/users/x/nothing'],
+      ['GET', '/api/v1/organizations'],
       ['GET', '/nothing-here'],
       ['DELETE', '/healthz'],
     ] as const) {
       const res = await t.request(method, path, { token: SYSTEM_TOKEN });
       expectProblem(res, 404, 'route.not_found');
+    }
+  });
+
+  it('a known /api/v1 path asked with a method it does not take answers 405 method.not_allowed with Allow, before any token check', async () => {
+    const pid = '00000000-0000-4000-8000-000000000000';
+    for (const [method, path, allow] of [
+      ['PUT', '/api/v1/providers', 'GET, HEAD, POST'],
+      ['DELETE', '/api/v1/me', 'GET, HEAD'],
+      ['POST', `/api/v1/providers/${pid}/`, 'GET, HEAD, PATCH'],
+      ['GET', '/api/v1/invitations/accept', 'POST'],
+      ['PATCH', `/api/v1/organizations/${pid}/scim`, 'DELETE, GET, HEAD, POST'],
+      // `setup` is also a `:pid` to express, so GET and PATCH reach that route.
+      ['PUT', '/api/v1/providers/setup', 'GET, HEAD, PATCH, POST'],
+      ['POST', '/api/v1/openapi.json', 'GET, HEAD'],
+      ['OPTIONS', '/api/v1/me/tokens', 'GET, HEAD, POST'],
+    ] as const) {
+      const res = await t.request(method, path);
+      expectProblem(res, 405, 'method.not_allowed');
+      expect(res.headers.get('allow'), `${method} ${path}`).toBe(allow);
+    }
+    // Every route's own method still reaches it.
+    for (const r of apiRoutes) {
+      const res = await t.request(r.method.toUpperCase(), `/api/v1${r.path.replace(/:(\w+)/g, pid)}`);
+      expect(res.status, `${r.method} ${r.path}`).not.toBe(405);
     }
   });
 

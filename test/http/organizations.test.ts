@@ -550,6 +550,12 @@ describeEachDriver('organization routes', (driver) => {
     expect((await scimUsers(enabled.body.token)).status).toBe(200);
     expect((await t.request('GET', `${base}/scim`, { token })).body.enabled).toBe(true);
 
+    // Enabling again would silently replace a working key: 409, pointing at rotate, and the key keeps working.
+    const again = await post(`${base}/scim`, token);
+    expectProblem(again, 409, 'conflict');
+    expect(again.body.detail).toMatch(/scim\/rotate/);
+    expect((await scimUsers(enabled.body.token)).status).toBe(200);
+
     const rotated = await post(`${base}/scim/rotate`, token);
     expect(rotated.status).toBe(200);
     expect(rotated.body.token).not.toBe(enabled.body.token);
