@@ -269,17 +269,6 @@ export const memberPageResponse = z.object({
 export const inviteMembersResponse = z.object({ invited: z.array(memberResponse), skipped: z.array(z.string()) });
 export const inviteProviderUsersResponse = z.object({ invited: z.array(providerUserResponse), skipped: z.array(z.string()) });
 
-export const groupResponse = z.object({
-  id,
-  organizationId: id,
-  name: z.string(),
-  externalId: z.string().nullable(),
-  createdAt: timestamp,
-  updatedAt: timestamp,
-  members: z.array(id).optional(),
-  collections: z.array(collectionAccessResponse).optional(),
-});
-
 export const collectionResponse = z.object({
   id,
   organizationId: id,
@@ -287,6 +276,12 @@ export const collectionResponse = z.object({
   externalId: z.string().nullable(),
   createdAt: timestamp,
   updatedAt: timestamp,
+});
+
+/** A group is shaped as a collection, with its members and collection access when asked for. */
+export const groupResponse = collectionResponse.extend({
+  members: z.array(id).optional(),
+  collections: z.array(collectionAccessResponse).optional(),
 });
 
 export const policyResponse = z.object({
