@@ -373,4 +373,31 @@ describeEachDriver('SAML sign-in over HTTP', (driver) => {
     const xml = Buffer.from(request, 'base64').toString('utf8');
     expect(xml).toContain(`AssertionConsumerServiceURL="${acsUrl}"`);
   });
+
+  it('a session lasts 8 hours; pruning deletes expired sessions, transactions and replay entries and keeps live ones', async () => {
+    const org = await samlOrg({ allowUnsolicited: true });
+    const { email } = await invitedMember(t, org.id, admin());
+    const res = await postAcs(org, { SAMLResponse: org.idp.response({ inResponseTo: null, nameId: email, attributes: { email: [email] }, sign: 'both' }) });
+    expect(res.status).toBe(200);
+    const session = res.body.token as string;
+    // Started and never finished: its transaction expires after 10 minutes.
+    await startLogin(org);
+    const db = t.testDb.database.db;
+    const rows = async () => ({
+      sessions: (await db.select({ n: count() }).from(schema.sessions).where(eq(schema.sessions.organizationId, org.id)))[0]!.n,
+      transactions: (await db.select({ n: count() }).from(schema.ssoTransactions).where(eq(schema.ssoTransactions.organizationId, org.id)))[0]!.n,
+      replays: (await db.select({ n: count() }).from(schema.ssoReplays).where(eq(schema.ssoReplays.organizationId, org.id)))[0]!.n,
+    });
+    expect(await rows()).toEqual({ sessions: 1, transactions: 1, replays: 1 });
+    await t.engine.signIn.prune();
+    expect(await rows()).toEqual({ sessions: 1, transactions: 1, replays: 1 });
+    must(await t.request('GET', '/api/v1/me', { token: session }), 200, 'a live session');
+
+    // The replay entry lives until the assertion expires by the IdP's (real) clock; move the app's past both.
+    const assertionEnds = Date.now() + 10 * 60_000;
+    t.clock.advance(Math.max(8 * 3_600_000, assertionEnds - t.clock.now.getTime()) + 1_000);
+    expectProblem(await t.request('GET', '/api/v1/me', { token: session }), 401, 'auth.unauthenticated');
+    await t.engine.signIn.prune();
+    expect(await rows()).toEqual({ sessions: 0, transactions: 0, replays: 0 });
+  });
 });
